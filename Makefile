@@ -1,0 +1,44 @@
+# One target for each thing a person does. Every target installs what it needs first.
+SHELL      := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON     ?= python3
+VENV       ?= .venv
+BIN        := $(VENV)/bin
+STAMP      := $(VENV)/.installed
+NBVAL      := --nbval --nbval-current-env --nbval-sanitize-with=book/sanitize.cfg
+
+.PHONY: install book test unit nbval build-strict benchmarks lab run clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the pinned requirements and pgnotes
+
+book: install  ## build the static site into _build/html
+	$(BIN)/jupyter-book build . --keep-going
+
+test: install  ## unit tests, nbval over book/, and a strict build (-W -n)
+	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest $(NBVAL) book -q
+	$(BIN)/jupyter-book build . -W -n --keep-going
+
+unit: install
+	$(BIN)/python -m pytest tests -q
+
+nbval: install
+	$(BIN)/python -m pytest $(NBVAL) book -q
+
+benchmarks: install  ## print the performance ratios of the README
+	$(BIN)/python benchmarks/run.py
+
+lab: install  ## open the notebooks in JupyterLab with the same venv
+	$(BIN)/jupyter lab book/
+
+run: install  ## re-execute one notebook in place: make run NB=book/01_derivation_a.ipynb
+	cd $(dir $(NB)) && ../$(BIN)/jupyter execute --inplace $(notdir $(NB))
+
+clean:
+	rm -rf _build

@@ -1,0 +1,213 @@
+r"""Per-trajectory policy-gradient estimators and the weights they put on the score.
+
+Every estimator here has the form
+
+.. math:: \hat g(τ) = \sum_{t=0}^{T-1} w_t(τ)\, ∇_θ \log π_θ(a_t|s_t),
+
+and returns one sample per trajectory, shape ``(n,) + θ.shape``, so that means and
+variances can be taken over a sampled batch (:mod:`pgnotes.sampling`) or exactly over an
+enumerated one (:mod:`pgnotes.trajectories`). Steps after termination get zero weight.
+
+Value tables may be stationary (``V`` of shape (S,), ``Q``/``A`` of shape (S, A)) or
+time-indexed as returned by :mod:`pgnotes.finite` (``V`` of shape (T+1, S), ``Q``/``A`` of
+shape (T, S, A)); time-indexed tables make the critic estimators exactly unbiased for the
+finite-horizon ``∇J_T``.
+
+=====================================  =================================  ===================
+estimator                              weight ``w_t``                     book
+=====================================  =================================  ===================
+:func:`reinforce_total_return`         ``R(τ)``                           A, eq. (2)
+:func:`reinforce`                      ``G_t = Σ_{k≥t} γ^k r_k``          A, boxed
+:func:`reinforce_baseline`             ``G_t − γ^t b(s_t)``               B, A2C
+:func:`q_actor_critic`                 ``γ^t Q(s_t, a_t)``                B, boxed
+:func:`advantage_actor_critic`         ``γ^t A(s_t, a_t)``                B, A2C
+:func:`td_actor_critic`                ``γ^t δ_t``                        practice, GAE
+:func:`gae`                            ``γ^t Â_t^{GAE(γ,λ)}``             practice, GAE
+:func:`reinforce_no_gamma_t`           ``Σ_{k≥t} γ^{k−t} r_k`` (no γ^t)    practice, biased
+=====================================  =================================  ===================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .mdp import TabularMDP
+from .policy import softmax_policy
+from .sampling import Batch
+
+__all__ = [
+    "discounts",
+    "total_return",
+    "returns_to_go",
+    "past_returns",
+    "td_errors",
+    "gae_advantages",
+    "score_weighted",
+    "reinforce_total_return",
+    "reinforce",
+    "reinforce_baseline",
+    "q_actor_critic",
+    "advantage_actor_critic",
+    "td_actor_critic",
+    "gae",
+    "reinforce_no_gamma_t",
+    "mean_and_stderr",
+]
+
+
+def _check_batch(batch) -> Batch:
+    if not isinstance(batch, Batch):
+        raise TypeError(f"batch must be a pgnotes.Batch, got {type(batch).__name__}")
+    return batch
+
+
+def discounts(batch: Batch) -> np.ndarray:
+    """``γ^t`` for ``t = 0..T-1``, shape (T,). ``0^0 = 1``."""
+    return _check_batch(batch).gamma ** np.arange(batch.horizon, dtype=float)
+
+
+def total_return(batch: Batch) -> np.ndarray:
+    r"""``R(τ) = Σ_{t<T} γ^t r_t`` per trajectory, shape (n,). Book: derivation A, ``eq-J``."""
+    return (batch.rewards * discounts(batch)).sum(axis=1)
+
+
+def returns_to_go(batch: Batch, *, from_time_zero: bool = True) -> np.ndarray:
+    r"""Return-to-go per step, shape (n, T).
+
+    With ``from_time_zero=True`` (the source's definition) :math:`G_t = \sum_{k=t}^{T-1} γ^k r_k`;
+    otherwise the return counted from ``t``, :math:`\sum_{k=t}^{T-1} γ^{k-t} r_k`, the one most
+    code computes. They differ by the factor ``γ^t``. Book: derivation A, boxed form;
+    converting A into B, ``eq-EG``.
+    """
+    batch = _check_batch(batch)
+    G = np.zeros_like(batch.rewards)
+    acc = np.zeros(batch.n)
+    for t in range(batch.horizon - 1, -1, -1):  # G'_t = r_t + γ G'_{t+1}
+        acc = batch.rewards[:, t] + batch.gamma * acc
+        G[:, t] = acc
+    return G * discounts(batch) if from_time_zero else G
+
+
+def past_returns(batch: Batch) -> np.ndarray:
+    r"""The "past" part of eq. (3) of the source, :math:`\sum_{k<t} γ^k r_k`, shape (n, T)."""
+    disc = batch.rewards * discounts(batch)
+    return np.cumsum(disc, axis=1) - disc
+
+
+def _at(table, batch: Batch, states, name: str, lead: int, offset: int = 0) -> np.ndarray:
+    """Look up a stationary (S, …) or time-indexed (T+·, S, …) table at ``states[i, t]``."""
+    table = np.asarray(table, dtype=float)
+    if not np.all(np.isfinite(table)):
+        raise ValueError(f"{name} contains NaN or inf")
+    if table.ndim == lead:
+        return table[states] if lead == 1 else table[states, batch.actions]
+    if table.ndim == lead + 1:
+        need = batch.horizon + offset
+        if table.shape[0] < need:
+            raise ValueError(f"time-indexed {name} needs at least {need} rows, got {table.shape[0]}")
+        t = np.arange(batch.horizon)[None, :] + offset
+        return table[t, states] if lead == 1 else table[t, states, batch.actions]
+    raise ValueError(f"{name} must be stationary or time-indexed, got shape {table.shape}")
+
+
+def td_errors(batch: Batch, mdp: TabularMDP, V) -> np.ndarray:
+    r"""TD errors :math:`δ_t = r_t + γ V(s_{t+1}) - V(s_t)`, shape (n, T); zero after termination.
+
+    ``V`` of a terminal state is taken as 0 whatever the table says: the episode has ended.
+    At the last step ``T-1`` the tail is bootstrapped with ``V(s_T)``. Book: practice, GAE.
+    """
+    batch = _check_batch(batch)
+    v_now = _at(V, batch, batch.states, "V", lead=1)
+    v_next = _at(V, batch, batch.next_states, "V", lead=1, offset=1)
+    v_now = np.where(mdp.terminal[batch.states], 0.0, v_now)
+    v_next = np.where(mdp.terminal[batch.next_states], 0.0, v_next)
+    return np.where(batch.mask, batch.rewards + batch.gamma * v_next - v_now, 0.0)
+
+
+def gae_advantages(batch: Batch, mdp: TabularMDP, V, λ: float) -> np.ndarray:
+    r"""GAE(γ, λ) advantages :math:`Â_t = \sum_{l \ge 0} (γλ)^l δ_{t+l}`, shape (n, T).
+
+    ``λ = 0`` gives the TD error; ``λ = 1`` gives ``Σ_{k≥t} γ^{k-t} r_k - V(s_t)`` plus the
+    bootstrapped tail (Schulman et al. 2016). Book: practice, GAE.
+    """
+    λ = float(λ)
+    if not 0.0 <= λ <= 1.0:
+        raise ValueError(f"λ must lie in [0, 1], got {λ}")
+    δ = td_errors(batch, mdp, V)
+    Â = np.zeros_like(δ)
+    acc = np.zeros(batch.n)
+    for t in range(batch.horizon - 1, -1, -1):
+        acc = δ[:, t] + batch.gamma * λ * acc
+        Â[:, t] = acc
+    return Â
+
+
+def score_weighted(batch: Batch, mdp: TabularMDP, θ, weights, features=None) -> np.ndarray:
+    r"""``Σ_t mask_t w_t ∇_θ log π_θ(a_t|s_t)`` per trajectory, shape ``(n,) + θ.shape``.
+
+    The common form of every estimator in this module.
+    """
+    batch = _check_batch(batch)
+    weights = np.asarray(weights, dtype=float)
+    if weights.shape != batch.states.shape:
+        raise ValueError(f"weights must have shape (n, T) = {batch.states.shape}, got {weights.shape}")
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("weights contain NaN or inf")
+    π_θ = softmax_policy(mdp, θ, features)
+    return π_θ.score_sum(batch.states, batch.actions, np.where(batch.mask, weights, 0.0))
+
+
+def reinforce_total_return(batch, mdp, θ, features=None):
+    r"""``R(τ) Σ_t ∇log π(a_t|s_t)``: eq. (2) of the source, before dropping past rewards."""
+    R = total_return(batch)
+    return score_weighted(batch, mdp, θ, np.broadcast_to(R[:, None], batch.states.shape), features)
+
+
+def reinforce(batch, mdp, θ, features=None):
+    r"""``Σ_t G_t ∇log π(a_t|s_t)`` with the source's ``G_t = Σ_{k≥t} γ^k r_k`` (boxed form of A)."""
+    return score_weighted(batch, mdp, θ, returns_to_go(batch), features)
+
+
+def reinforce_baseline(batch, mdp, θ, b, features=None):
+    r"""``Σ_t (G_t - γ^t b(s_t)) ∇log π(a_t|s_t)`` for a state baseline ``b`` (S,) or (T+1, S)."""
+    base = _at(b, batch, batch.states, "b", lead=1) * discounts(batch)
+    return score_weighted(batch, mdp, θ, returns_to_go(batch) - base, features)
+
+
+def q_actor_critic(batch, mdp, θ, Q, features=None):
+    r"""``Σ_t γ^t Q(s_t,a_t) ∇log π(a_t|s_t)``: the boxed theorem of derivation B, sampled."""
+    w = _at(Q, batch, batch.states, "Q", lead=2) * discounts(batch)
+    return score_weighted(batch, mdp, θ, w, features)
+
+
+def advantage_actor_critic(batch, mdp, θ, A, features=None):
+    r"""``Σ_t γ^t A(s_t,a_t) ∇log π(a_t|s_t)``: A2C with the exact advantage."""
+    w = _at(A, batch, batch.states, "A", lead=2) * discounts(batch)
+    return score_weighted(batch, mdp, θ, w, features)
+
+
+def td_actor_critic(batch, mdp, θ, V, features=None):
+    r"""``Σ_t γ^t δ_t ∇log π(a_t|s_t)``: the one-step TD error as advantage (GAE with λ = 0)."""
+    return score_weighted(batch, mdp, θ, td_errors(batch, mdp, V) * discounts(batch), features)
+
+
+def gae(batch, mdp, θ, V, λ, features=None):
+    r"""``Σ_t γ^t Â_t ∇log π(a_t|s_t)`` with GAE(γ, λ) advantages."""
+    return score_weighted(batch, mdp, θ, gae_advantages(batch, mdp, V, λ) * discounts(batch), features)
+
+
+def reinforce_no_gamma_t(batch, mdp, θ, features=None):
+    r"""``Σ_t (Σ_{k≥t} γ^{k-t} r_k) ∇log π(a_t|s_t)``: the return counted from ``t``, **no γ^t**.
+
+    What most implementations compute. For ``γ < 1`` it is *not* an unbiased estimate of
+    ``∇J`` (Thomas 2014; Nota & Thomas 2020). Book: practice, the dropped discount.
+    """
+    return score_weighted(batch, mdp, θ, returns_to_go(batch, from_time_zero=False), features)
+
+
+def mean_and_stderr(samples) -> tuple[np.ndarray, np.ndarray]:
+    """Monte-Carlo mean and its standard error, per coordinate, over the first axis."""
+    X = np.asarray(samples, dtype=float)
+    if X.shape[0] < 2:
+        raise ValueError("a standard error needs at least two samples")
+    return X.mean(axis=0), X.std(axis=0, ddof=1) / np.sqrt(X.shape[0])

@@ -1,0 +1,254 @@
+r"""Exact quantities of a softmax policy on a tabular MDP, infinite horizon (derivation B).
+
+One LU factorisation of :math:`M = I - γ P_π` (restricted to non-terminal states) serves
+both solves of the policy gradient theorem:
+
+* values, :math:`M V = r_π` (Bellman equation, book: derivation B, ``eq-bellman``);
+* visit counts, :math:`M^\top η = ρ_0` (book: derivation B, ``eq-eta``), i.e.
+  :math:`η(s) = \sum_k γ^k \Pr(s_k = s)`.
+
+The gradient is then :math:`∇J = \sum_s η(s) φ(s)` with
+:math:`φ(s) = \sum_a ∇π(a|s) Q(s,a)` (eq. (5) of the source), with no numerical
+differentiation.
+
+All functions take ``(mdp, θ, features=None)``; ``features`` selects the log-linear policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import lu_factor, lu_solve
+
+from ._validate import as_count
+from .mdp import TabularMDP
+from .policy import SoftmaxPolicy, softmax_policy
+
+__all__ = [
+    "Evaluation",
+    "evaluate",
+    "policy_matrix",
+    "policy_reward",
+    "state_values",
+    "action_values",
+    "advantages",
+    "k_step",
+    "visit_counts",
+    "truncated_visit_counts",
+    "occupancy",
+    "on_policy_distribution",
+    "objective",
+    "phi",
+    "policy_gradient",
+    "value_gradient",
+]
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Everything one factorisation gives. Fields use the book's symbols.
+
+    Attributes
+    ----------
+    π : (S, A) policy probabilities.
+    P_π : (S, S) state-to-state transition matrix under ``π``.
+    r_π : (S,) expected one-step reward under ``π``.
+    V, Q, A : (S,), (S, A), (S, A) values, action values, advantages; zero at terminal states.
+    η : (S,) discounted visit counts of non-terminal states.
+    J : float (complex for complex ``θ``), the objective ``ρ0·V``.
+    policy : the :class:`~pgnotes.policy.SoftmaxPolicy`.
+    """
+
+    π: np.ndarray
+    P_π: np.ndarray
+    r_π: np.ndarray
+    V: np.ndarray
+    Q: np.ndarray
+    A: np.ndarray
+    η: np.ndarray
+    J: complex | float
+    policy: SoftmaxPolicy
+    _lu: tuple
+    _live: np.ndarray
+
+
+def _check_termination(mdp: TabularMDP, P_π: np.ndarray) -> None:
+    """With γ = 1, every non-terminal state must reach a terminal one under ``P_π``."""
+    reach = mdp.terminal.copy()
+    support = np.abs(P_π) > 0
+    while True:  # backward breadth-first search from the terminal set
+        grow = ~reach & (support[:, reach].any(axis=1))
+        if not grow.any():
+            break
+        reach |= grow
+    if not reach.all():
+        stuck = np.flatnonzero(~reach)
+        listed = ", ".join(str(int(s)) for s in stuck[:10]) + (" …" if len(stuck) > 10 else "")
+        raise ValueError(
+            f"gamma = 1 but the policy does not reach a terminal state with probability 1 "
+            f"from {len(stuck)} state(s) ({listed}); values are infinite there. "
+            "Use gamma < 1 or make those states able to terminate."
+        )
+
+
+def evaluate(mdp: TabularMDP, θ, features=None) -> Evaluation:
+    r"""Evaluate ``π_θ`` exactly: ``P_π, r_π, V, Q, A, η, J`` from one LU factorisation.
+
+    Book: derivation B, Bellman equations and ``eq-eta``.
+
+    Raises
+    ------
+    ValueError
+        For a malformed ``θ``/``features``, or ``γ = 1`` when some state never terminates.
+    """
+    π_θ = softmax_policy(mdp, θ, features)
+    π = π_θ.probs
+    P_π = np.einsum("sa,sax->sx", π, mdp.P)
+    r_π = np.einsum("sa,sa->s", π, mdp.R)
+    if mdp.gamma == 1.0:
+        _check_termination(mdp, P_π)
+
+    live = np.flatnonzero(~mdp.terminal)
+    M = np.eye(live.size) - mdp.gamma * P_π[np.ix_(live, live)]
+    lu = lu_factor(M, check_finite=False)
+
+    V = np.zeros(mdp.n_states, dtype=π.dtype)
+    V[live] = lu_solve(lu, r_π[live], check_finite=False)
+    η = np.zeros(mdp.n_states, dtype=π.dtype)
+    η[live] = lu_solve(lu, mdp.rho0[live], trans=1, check_finite=False)
+    Q = mdp.R + mdp.gamma * np.einsum("sax,x->sa", mdp.P, V)
+    A = Q - V[:, None]
+    J = mdp.rho0 @ V
+    J = J.item() if np.iscomplexobj(J) else float(J)
+    return Evaluation(π, P_π, r_π, V, Q, A, η, J, π_θ, lu, live)
+
+
+def policy_matrix(mdp, θ, features=None) -> np.ndarray:
+    r"""``P_π(x|s) = Σ_a π(a|s) P(x|s,a)`` = ``d(s→x;1)``, shape (S, S). Book: derivation B, ``eq-kstep``."""
+    π = softmax_policy(mdp, θ, features).probs
+    return np.einsum("sa,sax->sx", π, mdp.P)
+
+
+def policy_reward(mdp, θ, features=None) -> np.ndarray:
+    r"""``r_π(s) = Σ_a π(a|s) R(s,a)``, shape (S,)."""
+    π = softmax_policy(mdp, θ, features).probs
+    return np.einsum("sa,sa->s", π, mdp.R)
+
+
+def state_values(mdp, θ, features=None) -> np.ndarray:
+    r"""``V_π(s)``, the solution of ``V = r_π + γ P_π V`` (zero at terminal states). Book: derivation B, ``eq-bellman``."""
+    return evaluate(mdp, θ, features).V
+
+
+def action_values(mdp, θ, features=None) -> np.ndarray:
+    r"""``Q_π(s,a) = R(s,a) + γ Σ_{s'} P(s'|s,a) V_π(s')``, shape (S, A). Book: derivation B, ``eq-bellman``."""
+    return evaluate(mdp, θ, features).Q
+
+
+def advantages(mdp, θ, features=None) -> np.ndarray:
+    r"""``A_π(s,a) = Q_π(s,a) - V_π(s)``, shape (S, A). Book: derivation B, A2C."""
+    return evaluate(mdp, θ, features).A
+
+
+def k_step(mdp, θ, k: int, features=None) -> np.ndarray:
+    r"""k-step transition probabilities ``d(s→x;k) = Pr(s_k = x | s_0 = s) = (P_π^k)[s, x]``.
+
+    Book: derivation B, ``eq-kstep``. Terminal states are absorbing, so rows sum to 1.
+    """
+    k = as_count(k, "k", minimum=0)
+    return np.linalg.matrix_power(policy_matrix(mdp, θ, features), k)
+
+
+def visit_counts(mdp, θ, features=None) -> np.ndarray:
+    r"""Discounted visit counts ``η(s) = E_{s0~ρ0} Σ_k γ^k d(s0→s;k)`` of non-terminal states.
+
+    Solves ``(I - γ P_π)^T η = ρ0`` instead of summing the series. ``Σ_s η(s)`` is the expected
+    discounted episode length: ``1/(1-γ)`` when episodes never end, less when they do.
+    Book: derivation B, ``eq-eta``.
+    """
+    return evaluate(mdp, θ, features).η
+
+
+def truncated_visit_counts(mdp, θ, K: int, features=None) -> np.ndarray:
+    r"""The series for ``η`` cut after ``K`` terms: ``Σ_{k<K} γ^k ρ0^T P_π^k`` on non-terminal states.
+
+    It is also the finite-horizon visit count ``η_T`` with ``T = K`` (book: converting A
+    into B). Book: derivation B, the unrolled recursion.
+    """
+    K = as_count(K, "K", minimum=0)
+    P_π = policy_matrix(mdp, θ, features)
+    μ = mdp.rho0.astype(P_π.dtype)
+    η = np.zeros_like(μ)
+    for k in range(K):
+        η = η + mdp.gamma**k * μ
+        μ = μ @ P_π
+    η[mdp.terminal] = 0.0
+    return η
+
+
+def occupancy(mdp, θ, features=None) -> np.ndarray:
+    r"""Normalised discounted occupancy ``d^γ(s) = (1-γ) η(s)``, shape (S,).
+
+    A probability distribution when episodes never end. With terminal states its mass is
+    ``1 - E[γ^T]`` (the probability of being mid-episode, discounted). Book: derivation B,
+    ``eq-dgamma``.
+
+    Raises
+    ------
+    ValueError
+        If ``γ = 1``: the factor ``1-γ`` is zero. Use :func:`visit_counts` or
+        :func:`on_policy_distribution`.
+    """
+    if mdp.gamma == 1.0:
+        raise ValueError(
+            "occupancy d^γ = (1-γ)η is identically zero at gamma = 1; "
+            "use visit_counts (η) or on_policy_distribution (η / Σ η) instead"
+        )
+    return (1.0 - mdp.gamma) * visit_counts(mdp, θ, features)
+
+
+def on_policy_distribution(mdp, θ, features=None) -> np.ndarray:
+    r"""``μ(s) = η(s) / Σ_x η(x)``, the normalisation valid for any ``γ`` (Sutton & Barto §9.2).
+
+    Book: practice, episodic ``γ = 1``.
+    """
+    η = visit_counts(mdp, θ, features)
+    return η / η.sum()
+
+
+def objective(mdp, θ, features=None) -> float:
+    r"""``J(θ) = E_{s0~ρ0} V_π(s0)``. Book: derivation B, ``eq-J``."""
+    return evaluate(mdp, θ, features).J
+
+
+def phi(mdp, θ, features=None) -> np.ndarray:
+    r"""``φ(s) = Σ_a ∇_θ π(a|s) Q(s,a)`` for every state, shape ``(S,) + θ.shape``.
+
+    Book: derivation B, eq. (4) of the source.
+    """
+    ev = evaluate(mdp, θ, features)
+    return ev.policy.score_contract(ev.π * ev.Q, per_state=True)
+
+
+def policy_gradient(mdp, θ, features=None) -> np.ndarray:
+    r"""``∇J(θ) = Σ_s η(s) Σ_a π(a|s) Q(s,a) ∇ log π(a|s)``, the policy gradient theorem.
+
+    Same shape as ``θ``. ``η`` and ``V`` come from one shared factorisation.
+    Book: derivation B, eqs. (5)-(6) of the source.
+    """
+    ev = evaluate(mdp, θ, features)
+    return ev.policy.score_contract(ev.η[:, None] * ev.π * ev.Q)
+
+
+def value_gradient(mdp, θ, features=None) -> np.ndarray:
+    r"""``∇_θ V(s)`` for every state, shape ``(S,) + θ.shape``: ``(I - γ P_π)^{-1} φ``.
+
+    The fixed point of recursion (4) of the source. Book: derivation B, ``eq-recursion``.
+    """
+    ev = evaluate(mdp, θ, features)
+    Φ = ev.policy.score_contract(ev.π * ev.Q, per_state=True)
+    flat = Φ.reshape(mdp.n_states, -1)
+    out = np.zeros_like(flat)
+    out[ev._live] = lu_solve(ev._lu, flat[ev._live], check_finite=False)
+    return out.reshape(Φ.shape)

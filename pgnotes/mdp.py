@@ -1,0 +1,143 @@
+"""The finite Markov decision process ``(S, A, P, R, ρ0, γ)``.
+
+Book: Preface and notation (``book/00_preface.ipynb``), the MDP every chapter uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["TabularMDP", "MAX_STATES"]
+
+#: Largest state space accepted. Dense ``P`` of shape (S, A, S) grows as S²·A; past this
+#: size the exact routines (dense LU) would exhaust memory and time rather than fail.
+MAX_STATES = 20_000
+
+_ATOL = 1e-9  # tolerance on "sums to one": probabilities typed as decimals drift by ~1e-16
+
+
+def _as_real_array(x, name: str) -> np.ndarray:
+    """``x`` as a float array, refusing objects, strings, complex numbers, NaN and inf."""
+    try:
+        a = np.asarray(x)
+    except Exception as exc:  # ragged nested lists, for instance
+        raise ValueError(f"{name} could not be read as an array: {exc}") from None
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
+        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    if np.iscomplexobj(a):
+        raise ValueError(f"{name} must be real, got a complex array")
+    a = a.astype(float)
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return a
+
+
+def _check_distribution(p: np.ndarray, name: str, axis: int = -1) -> None:
+    if np.any(p < 0):
+        idx = tuple(int(i) for i in np.argwhere(p < 0)[0])
+        raise ValueError(f"{name} has a negative probability {p[idx]:.3g} at index {idx}")
+    sums = p.sum(axis=axis)
+    bad = np.abs(sums - 1.0) > _ATOL
+    if np.any(bad):
+        idx = tuple(int(i) for i in np.argwhere(np.atleast_1d(bad))[0])
+        total = np.atleast_1d(sums)[idx]
+        where = f" at index {idx}" if p.ndim > 1 else ""
+        raise ValueError(f"{name} does not sum to 1{where}: the sum is {total:.12g}")
+
+
+class TabularMDP:
+    r"""A finite MDP with transition tensor ``P``, expected reward ``R``, start ``ρ0``, discount ``γ``.
+
+    Parameters
+    ----------
+    P : array, shape (S, A, S)
+        ``P[s, a, s'] = P(s'|s, a)``; every ``P[s, a]`` is a probability vector.
+    R : array, shape (S, A) or (S, A, S)
+        Reward. A reward ``r(s, a, s')`` is reduced to its expectation
+        :math:`R(s,a)=\sum_{s'}P(s'|s,a)\,r(s,a,s')`, which leaves ``J`` and ``∇J`` unchanged.
+        Samplers and enumeration then give the deterministic reward ``R[s, a]``.
+    rho0 : array, shape (S,)
+        Initial state distribution ``ρ0``.
+    gamma : float in [0, 1]
+        Discount ``γ``. ``γ = 1`` needs episodes that end (see *Terminal states*).
+
+    Notes
+    -----
+    **Terminal states.** A state that every action maps back to itself with probability 1 and
+    reward 0 is terminal: the episode has ended there. Visit counts ``η`` do not count time
+    spent in terminal states, so ``Σ_s η(s)`` is the expected discounted episode length; it
+    equals ``1/(1-γ)`` only when episodes never end (book: derivation B, ``Σ η``).
+
+    With ``γ = 1`` every non-terminal state must reach a terminal state with probability 1;
+    otherwise values are infinite and the exact routines raise ``ValueError``.
+
+    Raises
+    ------
+    ValueError
+        On wrong shapes, NaN or inf, negative or non-normalised probabilities, ``γ`` outside
+        [0, 1], ``ρ0`` not a distribution, or ``γ = 1`` with no terminal state at all.
+    """
+
+    def __init__(self, P, R, rho0, gamma: float):
+        P = _as_real_array(P, "P")
+        if P.ndim != 3 or P.shape[0] != P.shape[2] or P.shape[0] == 0 or P.shape[1] == 0:
+            raise ValueError(f"P must have shape (S, A, S) with S, A >= 1, got {P.shape}")
+        S, A, _ = P.shape
+        if S > MAX_STATES:
+            raise ValueError(f"S = {S} exceeds the supported maximum MAX_STATES = {MAX_STATES}")
+        _check_distribution(P, "P[s, a, :]")
+
+        R = _as_real_array(R, "R")
+        if R.shape == (S, A, S):
+            R = np.einsum("ijk,ijk->ij", P, R)
+        elif R.shape != (S, A):
+            raise ValueError(f"R must have shape (S, A) = {(S, A)} or (S, A, S), got {R.shape}")
+
+        rho0 = _as_real_array(rho0, "rho0")
+        if rho0.shape != (S,):
+            raise ValueError(f"rho0 must have shape (S,) = ({S},), got {rho0.shape}")
+        _check_distribution(rho0, "rho0")
+
+        if isinstance(gamma, (bool, np.bool_)) or not isinstance(gamma, (int, float, np.number)):
+            raise ValueError(f"gamma must be a real number in [0, 1], got {gamma!r}")
+        gamma = float(gamma)
+        if not (0.0 <= gamma <= 1.0):  # also refuses NaN
+            raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+
+        diag = P[np.arange(S), :, np.arange(S)]  # (S, A): P(s|s, a)
+        terminal = np.all(diag == 1.0, axis=1) & np.all(R == 0.0, axis=1)
+        if gamma == 1.0 and not terminal.any():
+            raise ValueError(
+                "gamma = 1 needs an episodic MDP, but no state is terminal "
+                "(absorbing under every action with zero reward)"
+            )
+
+        self.P, self.R, self.rho0, self.gamma = P, R, rho0, gamma
+        self.terminal = terminal
+        for a in (self.P, self.R, self.rho0, self.terminal):
+            a.setflags(write=False)  # the validation above must stay true
+
+    @property
+    def n_states(self) -> int:
+        """Number of states ``S``."""
+        return self.P.shape[0]
+
+    @property
+    def n_actions(self) -> int:
+        """Number of actions ``A``."""
+        return self.P.shape[1]
+
+    @property
+    def episodic(self) -> bool:
+        """Whether the MDP has a terminal state."""
+        return bool(self.terminal.any())
+
+    def with_gamma(self, gamma: float) -> "TabularMDP":
+        """The same MDP with another discount."""
+        return TabularMDP(self.P, self.R, self.rho0, gamma)
+
+    def __repr__(self) -> str:
+        return (
+            f"TabularMDP(S={self.n_states}, A={self.n_actions}, gamma={self.gamma}, "
+            f"terminal states={int(self.terminal.sum())})"
+        )

@@ -1,0 +1,77 @@
+"""The book's figures: small functions that draw on a given matplotlib ``Axes``.
+
+Each returns the artist it made, so a notebook cell can end with ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["grid_heatmap", "draw_mdp", "confidence_band"]
+
+
+def grid_heatmap(ax, values, rows: int, cols: int, *, label: str, fmt: str = "{:.2f}", cmap: str = "viridis"):
+    """Show per-state ``values`` of a ``rows × cols`` gridworld as a heat map with a colour bar.
+
+    Book: derivation B, the occupancy ``d^γ`` on the gridworld.
+    """
+    values = np.asarray(values, dtype=float)
+    if values.shape != (rows * cols,):
+        raise ValueError(f"values must have shape ({rows * cols},), got {values.shape}")
+    grid = values.reshape(rows, cols)
+    im = ax.imshow(grid, cmap=cmap)
+    if fmt:
+        mid = (grid.max() + grid.min()) / 2
+        for r in range(rows):
+            for c in range(cols):
+                ax.text(c, r, fmt.format(grid[r, c]), ha="center", va="center", fontsize=8,
+                        color="black" if grid[r, c] > mid else "white")
+    ax.set_xticks(range(cols))
+    ax.set_yticks(range(rows))
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+    ax.figure.colorbar(im, ax=ax, label=label)
+    return im
+
+
+def draw_mdp(ax, mdp, *, threshold: float = 0.05, positions=None):
+    """Draw the states of ``mdp`` on a circle, an arrow ``s → s'`` where ``max_a P(s'|s,a) > threshold``.
+
+    Arrow width grows with that probability; terminal states are drawn as squares.
+    Book: Preface, the MDPs used throughout.
+    """
+    S = mdp.n_states
+    if positions is None:
+        angle = 2 * np.pi * np.arange(S) / S
+        positions = np.c_[np.cos(angle), np.sin(angle)]
+    strength = mdp.P.max(axis=1)
+    for s in range(S):
+        for x in range(S):
+            w = strength[s, x]
+            if w <= threshold or s == x:
+                continue
+            ax.annotate("", xy=positions[x], xytext=positions[s],
+                        arrowprops=dict(arrowstyle="-|>", lw=0.5 + 2.5 * w, alpha=0.6,
+                                        shrinkA=12, shrinkB=12, connectionstyle="arc3,rad=0.15"))
+    for s in range(S):
+        marker = "s" if mdp.terminal[s] else "o"
+        ax.plot(*positions[s], marker=marker, ms=22, color="tab:orange" if mdp.terminal[s] else "tab:blue")
+        ax.text(*positions[s], str(s), ha="center", va="center", color="white", fontsize=10)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return ax
+
+
+def confidence_band(ax, n, mean, stderr, *, exact=None, z: float = 1.96, label: str = "Monte Carlo"):
+    """Running Monte-Carlo mean with a ``±z`` standard-error band, and the exact value as a line.
+
+    Book: derivation A, Monte Carlo converging to the exact gradient.
+    """
+    n, mean, stderr = (np.asarray(v, dtype=float) for v in (n, mean, stderr))
+    line, = ax.plot(n, mean, label=label)
+    ax.fill_between(n, mean - z * stderr, mean + z * stderr, alpha=0.25, color=line.get_color(),
+                    label=f"±{z:g} standard errors")
+    if exact is not None:
+        ax.axhline(float(exact), color="black", ls="--", lw=1, label="exact")
+    ax.set_xscale("log")
+    return line

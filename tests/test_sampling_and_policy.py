@@ -1,0 +1,75 @@
+"""The sampler's law against exact state-action distributions; the policy score."""
+
+import numpy as np
+import pytest
+
+import pgnotes as pg
+
+
+def test_sampler_frequencies_match_exact_distributions():
+    rng = np.random.default_rng(9)
+    mdp = pg.envs.random_mdp(5, 3, 0.9, rng, n_terminal=1, branching=3)
+    θ = rng.standard_normal((5, 3))
+    T, n = 6, 200_000
+    b = pg.sample(mdp, θ, n=n, horizon=T, rng=np.random.default_rng(10))
+    μ = pg.finite.state_distributions(mdp, θ, T)
+    π = pg.softmax_policy(mdp, θ).probs
+    for t in range(T):
+        live = b.mask[:, t]
+        counts = np.zeros((5, 3))
+        np.add.at(counts, (b.states[live, t], b.actions[live, t]), 1)
+        p = μ[t][:, None] * π * (~mdp.terminal)[:, None]
+        se = np.sqrt(p * (1 - p) / n)
+        assert np.all(np.abs(counts / n - p) < 5 * se + 1e-12), t
+        # next states follow P(·|s,a)
+        assert np.all(b.next_states[:, t] == (b.states[:, t + 1] if t + 1 < T else b.next_states[:, t]))
+
+
+def test_sampler_is_reproducible_and_terminal_steps_are_masked(small_episodic):
+    mdp, θ = small_episodic
+    b1 = pg.sample(mdp, θ, n=1000, horizon=12, rng=np.random.default_rng(5))
+    b2 = pg.sample(mdp, θ, n=1000, horizon=12, rng=np.random.default_rng(5))
+    for x, y in zip((b1.states, b1.actions, b1.rewards), (b2.states, b2.actions, b2.rewards)):
+        np.testing.assert_array_equal(x, y)
+    assert np.all(mdp.terminal[b1.states] == ~b1.mask)
+    assert np.all(b1.rewards[~b1.mask] == 0)
+    assert np.all(np.diff(b1.mask.astype(int), axis=1) <= 0)  # once ended, stays ended
+    assert b1.mask[:, 0].all() and not b1.mask[:, -1].all()
+
+
+def test_sampler_handles_deterministic_and_dense_rows():
+    P = np.zeros((2, 2, 2))
+    P[0, 0, 0] = P[0, 1, 1] = P[1, 0, 0] = P[1, 1, 1] = 1.0
+    mdp = pg.TabularMDP(P, np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1.0, 0.0]), 0.9)
+    θ = np.array([[-50.0, 50.0], [50.0, -50.0]])  # always switch
+    b = pg.sample(mdp, θ, n=10, horizon=5, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(b.states[0], [0, 1, 0, 1, 0])
+    assert np.all(b.rewards == 1.0)
+
+
+def test_tabular_score_matches_complex_step():
+    rng = np.random.default_rng(1)
+    mdp = pg.envs.random_mdp(3, 4, 0.9, rng)
+    θ = rng.standard_normal((3, 4))
+    π_θ = pg.softmax_policy(mdp, θ)
+    for s in range(3):
+        for a in range(4):
+            cs = pg.check.complex_step_gradient(lambda t: np.log(pg.softmax_policy(mdp, t).probs[s, a]), θ)
+            np.testing.assert_allclose(π_θ.score(s, a), cs, atol=1e-14)
+
+
+def test_log_linear_score_matches_complex_step_and_score_sum_matches_loop():
+    rng = np.random.default_rng(2)
+    mdp = pg.envs.random_mdp(3, 2, 0.9, rng)
+    φ = rng.standard_normal((3, 2, 4))
+    w = rng.standard_normal(4)
+    π_θ = pg.softmax_policy(mdp, w, φ)
+    for s in range(3):
+        for a in range(2):
+            cs = pg.check.complex_step_gradient(lambda t: np.log(pg.softmax_policy(mdp, t, φ).probs[s, a]), w)
+            np.testing.assert_allclose(π_θ.score(s, a), cs, atol=1e-14)
+    states, actions = rng.integers(0, 3, (5, 7)), rng.integers(0, 2, (5, 7))
+    weights = rng.standard_normal((5, 7))
+    for pol in (π_θ, pg.softmax_policy(mdp, rng.standard_normal((3, 2)))):
+        loop = np.array([sum(weights[i, t] * pol.score(states[i, t], actions[i, t]) for t in range(7)) for i in range(5)])
+        np.testing.assert_allclose(pol.score_sum(states, actions, weights), loop, atol=1e-13)
