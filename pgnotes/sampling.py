@@ -161,10 +161,16 @@ def sample(mdp: TabularMDP, θ, *, n: int, horizon: int, rng: np.random.Generato
         np.add(k, hop, out=cell[t])
         np.take(next_base, cell[t], out=at)
 
-    cell = cell.T
+    # Everything else is a lookup per table cell. Arrays stay in (T, n) memory order and are
+    # returned as (n, T) views, so a column t (one time step of every trajectory) is contiguous.
     states = cell // M
-    actions = action_of[cell]
-    next_states = next_base[cell] // M
-    mask = ~mdp.terminal[states]
-    rewards = np.where(mask, mdp.R[states, actions], 0.0)
+    actions = np.take(action_of.astype(itype), cell)
+    live_of = ~mdp.terminal[np.arange(S * M) // M]
+    mask = np.take(live_of, cell)
+    reward_of = np.where(live_of, mdp.R.ravel()[(np.arange(S * M) // M) * A + action_of], 0.0)
+    rewards = np.take(reward_of, cell)
+    next_states = np.empty_like(states)
+    next_states[:-1] = states[1:]
+    next_states[-1] = at // M
+    states, actions, rewards, next_states, mask = (x.T for x in (states, actions, rewards, next_states, mask))
     return Batch(states, actions, rewards, next_states, mask, mdp.gamma)
