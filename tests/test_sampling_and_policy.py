@@ -73,3 +73,21 @@ def test_log_linear_score_matches_complex_step_and_score_sum_matches_loop():
     for pol in (π_θ, pg.softmax_policy(mdp, rng.standard_normal((3, 2)))):
         loop = np.array([sum(weights[i, t] * pol.score(states[i, t], actions[i, t]) for t in range(7)) for i in range(5)])
         np.testing.assert_allclose(pol.score_sum(states, actions, weights), loop, atol=1e-13)
+
+
+def test_sampler_draws_from_the_generator_it_is_given(small_episodic):
+    # Different seeds, and successive calls on one generator, give different trajectories;
+    # the state frequencies of two independent batches agree only statistically.
+    mdp, θ = small_episodic
+    rng = np.random.default_rng(123)
+    b1 = pg.sample(mdp, θ, n=2000, horizon=8, rng=rng)
+    b2 = pg.sample(mdp, θ, n=2000, horizon=8, rng=rng)
+    b3 = pg.sample(mdp, θ, n=2000, horizon=8, rng=np.random.default_rng(124))
+    assert not np.array_equal(b1.actions, b2.actions)
+    assert not np.array_equal(b1.actions, b3.actions)
+    # Within one batch, consecutive steps use fresh draws: actions at t and t+1 are not equal
+    # more often than independence allows.
+    π = pg.softmax_policy(mdp, θ).probs
+    live = b1.mask[:, 1:] & b1.mask[:, :-1]
+    same = (b1.actions[:, 1:] == b1.actions[:, :-1])[live].mean()
+    assert same < np.max(np.sum(π**2, axis=1)) + 0.1

@@ -1,0 +1,87 @@
+"""Apply each mutant of ``catalogue.py`` to a copy of pgnotes and see which check catches it.
+
+Usage: ``make mutants`` (or ``python mutation/run.py [--only SUBSTRING]``).
+
+For each mutant: copy ``pgnotes/`` to a temporary folder, apply the edits (each must match
+exactly once, so a stale catalogue fails loudly), put that folder first on ``PYTHONPATH``
+(the nbval kernels inherit it), then run the unit tests and, if they pass, nbval over
+``book/``, both stopping at the first failure. Prints a Markdown table and exits 1 if any
+mutant survives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "mutation"))
+from catalogue import MUTANTS  # noqa: E402
+
+FAILED = re.compile(r"^FAILED (\S+)", re.M)
+
+
+def apply(mutant: dict, where: pathlib.Path) -> None:
+    path = where / "pgnotes" / mutant["file"]
+    text = path.read_text()
+    for old, new in mutant["edits"]:
+        n = text.count(old)
+        if n != 1:
+            raise SystemExit(f"mutant {mutant['name']!r}: the text to replace occurs {n} times in {mutant['file']}")
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
+def first_failure(cmd: list[str], env: dict) -> str | None:
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode == 0:
+        return None
+    m = FAILED.search(out.stdout)
+    if m:
+        return m[1]
+    tail = (out.stdout + out.stderr).strip().splitlines()[-3:]
+    return "error: " + " | ".join(tail)[:120]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", default="", help="run the mutants whose name contains this")
+    args = ap.parse_args()
+    python = sys.executable
+    rows, survived = [], 0
+    for mutant in MUTANTS:
+        if args.only not in mutant["name"]:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            where = pathlib.Path(tmp)
+            shutil.copytree(ROOT / "pgnotes", where / "pgnotes", ignore=shutil.ignore_patterns("__pycache__"))
+            apply(mutant, where)
+            env = dict(os.environ, PYTHONPATH=str(where), PYTHONDONTWRITEBYTECODE="1")
+            t0 = time.perf_counter()
+            caught = first_failure([python, "-m", "pytest", "tests", "-x", "-q", "-p", "no:cacheprovider",
+                                    "--ignore=tests/test_mutation_catalogue.py"], env)
+            if caught is None:
+                caught = first_failure([python, "-m", "pytest", "--nbval", "--nbval-current-env",
+                                        "--nbval-sanitize-with=book/sanitize.cfg", "book", "-x", "-q",
+                                        "-p", "no:cacheprovider"], env)
+            dt = time.perf_counter() - t0
+        survived += caught is None
+        rows.append((mutant["name"], caught or "**SURVIVED**", dt))
+        print(f"{mutant['name']}: {caught or 'SURVIVED'} ({dt:.0f} s)", file=sys.stderr, flush=True)
+    print("| mutant | caught by | time |")
+    print("|---|---|---|")
+    for name, caught, dt in rows:
+        print(f"| {name} | `{caught}` | {dt:.0f} s |")
+    print(f"\n{len(rows) - survived} of {len(rows)} mutants caught.")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
