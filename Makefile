@@ -7,11 +7,11 @@ BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.installed
 NBVAL      := --nbval --nbval-current-env --nbval-sanitize-with=book/sanitize.cfg
 
-.PHONY: install book test unit nbval build-strict benchmarks lab run clean
+.PHONY: install book test unit nbval repro site-test mutants benchmarks lab run clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
@@ -20,10 +20,26 @@ install: $(STAMP)  ## create .venv and install the pinned requirements and pgnot
 book: install  ## build the static site into _build/html
 	$(BIN)/jupyter-book build . --keep-going
 
-test: install  ## unit tests, nbval over book/, and a strict build (-W -n)
+test: install  ## unit tests, nbval over book/ three times (repro), a strict build (-W -n), the browser test
 	$(BIN)/python -m pytest tests -q
-	$(BIN)/python -m pytest $(NBVAL) book -q
+	$(MAKE) --no-print-directory repro
+	rm -rf _build/html
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(BIN)/python -m pytest tests_site -q
+
+repro: install  ## nbval three times in a row: 1, 2, 1 BLAS threads, each with a random PYTHONHASHSEED
+	@for threads in 1 2 1; do \
+	  seed=$$(( RANDOM % 4294967295 )); \
+	  echo "nbval with $$threads BLAS thread(s), PYTHONHASHSEED=$$seed"; \
+	  OPENBLAS_NUM_THREADS=$$threads OMP_NUM_THREADS=$$threads PYTHONHASHSEED=$$seed \
+	    $(BIN)/python -m pytest $(NBVAL) book -q; \
+	done
+
+site-test: install  ## load every page of _build/html in headless Chromium
+	$(BIN)/python -m pytest tests_site -q
+
+mutants: install  ## apply each deliberate derivation bug and check that a test catches it
+	$(BIN)/python mutation/run.py
 
 unit: install
 	$(BIN)/python -m pytest tests -q

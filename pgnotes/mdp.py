@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["TabularMDP", "MAX_STATES"]
+__all__ = ["TabularMDP", "MAX_STATES", "MAX_ENTRIES"]
 
-#: Largest state space accepted. Dense ``P`` of shape (S, A, S) grows as S²·A; past this
-#: size the exact routines (dense LU) would exhaust memory and time rather than fail.
-MAX_STATES = 20_000
+#: Largest state space accepted: the exact routines factorise a dense S × S matrix, which
+#: past this size would take minutes and gigabytes rather than fail cleanly.
+MAX_STATES = 10_000
+#: Largest number of entries S·A·S of the dense transition tensor (1.6 GB of float64).
+MAX_ENTRIES = 200_000_000
 
 _ATOL = 1e-9  # tolerance on "sums to one": probabilities typed as decimals drift by ~1e-16
 
@@ -79,12 +81,23 @@ class TabularMDP:
     """
 
     def __init__(self, P, R, rho0, gamma: float):
+        shape = np.shape(P) if isinstance(P, np.ndarray) else None
+        if shape is not None and len(shape) == 3 and (
+            shape[0] > MAX_STATES or shape[0] * shape[1] * shape[2] > MAX_ENTRIES
+        ):  # refuse before any copy is made
+            raise ValueError(
+                f"P of shape {shape} is too large: at most MAX_STATES = {MAX_STATES} states "
+                f"and MAX_ENTRIES = {MAX_ENTRIES} entries S·A·S"
+            )
         P = _as_real_array(P, "P")
         if P.ndim != 3 or P.shape[0] != P.shape[2] or P.shape[0] == 0 or P.shape[1] == 0:
             raise ValueError(f"P must have shape (S, A, S) with S, A >= 1, got {P.shape}")
         S, A, _ = P.shape
-        if S > MAX_STATES:
-            raise ValueError(f"S = {S} exceeds the supported maximum MAX_STATES = {MAX_STATES}")
+        if S > MAX_STATES or P.size > MAX_ENTRIES:
+            raise ValueError(
+                f"P of shape {P.shape} is too large: at most MAX_STATES = {MAX_STATES} states "
+                f"and MAX_ENTRIES = {MAX_ENTRIES} entries S·A·S"
+            )
         _check_distribution(P, "P[s, a, :]")
 
         R = _as_real_array(R, "R")
