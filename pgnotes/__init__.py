@@ -13,10 +13,11 @@ The modules follow the book's table of contents:
 :mod:`pgnotes.estimators`  per-trajectory gradient estimators
 :mod:`pgnotes.check`       independent routes: complex step, finite differences, sympy
 :mod:`pgnotes.plots`       the book's figures
+:mod:`pgnotes.tokens`      token-level MDPs of language models, exact and sampled
 ========================  ====================================================
 """
 
-from . import check, envs, estimators, exact, finite, plots, policy, trajectories
+from . import check, envs, estimators, exact, finite, plots, policy, tokens, trajectories
 from .mdp import TabularMDP
 from .policy import softmax_policy
 from .sampling import Batch, sample
@@ -35,6 +36,7 @@ __all__ = [
     "finite",
     "plots",
     "policy",
+    "tokens",
     "trajectories",
 ]
 

@@ -21,6 +21,7 @@ from .mdp import TabularMDP
 
 __all__ = [
     "complex_step_gradient",
+    "complex_step_jacobian",
     "central_difference_gradient",
     "reference_objective",
     "symbolic_objective",
@@ -54,6 +55,26 @@ def complex_step_gradient(f: Callable, θ, h: float = 1e-20) -> np.ndarray:
         z[i] += 1j * h
         g[i] = np.imag(f(z.reshape(θ.shape))) / h
     return g.reshape(θ.shape)
+
+
+def complex_step_jacobian(f: Callable, θ, h: float = 1e-20) -> np.ndarray:
+    r"""Jacobian of an array-valued ``f`` by complex step: ``J[..., i] = Im f(θ + i h e_i) / h``.
+
+    The array version of :func:`complex_step_gradient`: ``f`` returns an array (for example
+    one value per trajectory) and the result has shape ``f(θ).shape + θ.shape``, so row
+    ``J[k]`` is the gradient of ``f(θ)[k]``. ``f`` must be analytic in ``θ`` and accept complex
+    arrays. Book: derivation A, ``a-logtrick`` (``∇_θ P(τ)`` for every trajectory at once).
+    """
+    θ = _real_parameter(θ)
+    if not (np.isfinite(h) and h > 0):
+        raise ValueError(f"the step h must be a positive float, got {h}")
+    cols = []
+    for i in range(θ.size):
+        z = θ.astype(complex).ravel()
+        z[i] += 1j * h
+        cols.append(np.imag(np.asarray(f(z.reshape(θ.shape)))) / h)
+    out = np.stack(cols, axis=-1)
+    return out.reshape(out.shape[:-1] + θ.shape)
 
 
 def central_difference_gradient(f: Callable, θ, h: float = 1e-6) -> np.ndarray:

@@ -8,14 +8,16 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import as_count
-from .mdp import TabularMDP
+from .mdp import MAX_STATES, TabularMDP
 
 __all__ = [
     "random_mdp",
     "two_state_mdp",
+    "short_corridor",
     "gridworld",
     "GRID_ACTIONS",
     "from_gymnasium",
+    "chain",
     "one_hot_features",
     "random_features",
 ]
@@ -88,6 +90,27 @@ def two_state_mdp(gamma: float = 0.9) -> TabularMDP:
     )
     R = np.array([[0.0, 0.2], [1.0, 0.0]])
     return TabularMDP(P, R, np.array([0.7, 0.3]), gamma)
+
+
+def short_corridor(gamma: float = 1.0) -> TabularMDP:
+    r"""The short corridor with switched actions (Sutton & Barto 2018, Example 13.1).
+
+    Three non-terminal states ``0, 1, 2`` in a row and the terminal state ``3``; action 0 is
+    *left*, action 1 is *right*; every step pays ``-1``; episodes start in state 0. Left in
+    state 0 stays put. In state 1 the actions are switched: right moves to 0, left to 2.
+    Right in state 2 ends the episode. With features that are the same in every state
+    (``φ(s, a) = e_a``) the policy is one probability ``p`` of *right*, and
+    ``J(p) = (2p - 4) / (p(1-p))`` at ``γ = 1``, maximised at ``p* = 2 - √2``.
+    Book: practice, episodes and ``γ = 1`` (``ep-corridor``).
+    """
+    P = np.zeros((4, 2, 4))
+    P[0, 0, 0] = P[0, 1, 1] = 1.0  # state 0: left stays, right → 1
+    P[1, 0, 2] = P[1, 1, 0] = 1.0  # state 1, switched: left → 2, right → 0
+    P[2, 0, 1] = P[2, 1, 3] = 1.0  # state 2: left → 1, right → terminal
+    P[3, :, 3] = 1.0
+    R = np.zeros((4, 2))
+    R[:3] = -1.0
+    return TabularMDP(P, R, np.array([1.0, 0.0, 0.0, 0.0]), gamma)
 
 
 def gridworld(
@@ -203,6 +226,31 @@ def from_gymnasium(env, gamma: float) -> TabularMDP:
     if needs_sink:
         P[S, :, S] = 1.0
         rho0 = np.append(rho0, 0.0)
+    return TabularMDP(P, R, rho0, gamma)
+
+
+def chain(n: int, *, reward: float = 1.0, gamma: float = 1.0) -> TabularMDP:
+    r"""A deterministic chain of ``n`` steps with a single reward at the end.
+
+    States ``0, …, n-1`` are non-terminal and state ``n`` is terminal; there is one action,
+    which moves ``s → s+1``. The episode starts in state 0, every step pays 0 except the last
+    one (from ``n-1`` into the terminal state), which pays ``reward``. So the only trajectory
+    has ``r_t = reward · 1[t = n-1]`` and ends after exactly ``n`` steps: a model of a
+    completion of ``n`` tokens scored once at its end. Book: GAE(λ), the decay of a terminal
+    reward (book/06_gae.ipynb).
+    """
+    n = as_count(n, "n", minimum=1, maximum=MAX_STATES - 1)
+    reward = float(reward)
+    if not np.isfinite(reward):
+        raise ValueError(f"reward must be finite, got {reward}")
+    S = n + 1
+    P = np.zeros((S, 1, S))
+    P[np.arange(n), 0, np.arange(1, S)] = 1.0
+    P[n, 0, n] = 1.0
+    R = np.zeros((S, 1))
+    R[n - 1, 0] = reward
+    rho0 = np.zeros(S)
+    rho0[0] = 1.0
     return TabularMDP(P, R, rho0, gamma)
 
 

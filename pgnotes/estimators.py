@@ -52,6 +52,7 @@ __all__ = [
     "gae",
     "reinforce_no_gamma_t",
     "mean_and_stderr",
+    "gae_bias_variance",
 ]
 
 
@@ -194,6 +195,54 @@ def td_actor_critic(batch, mdp, θ, V, features=None):
 def gae(batch, mdp, θ, V, λ, features=None):
     r"""``Σ_t γ^t Â_t ∇log π(a_t|s_t)`` with GAE(γ, λ) advantages."""
     return score_weighted(batch, mdp, θ, gae_advantages(batch, mdp, V, λ) * discounts(batch), features)
+
+
+def gae_bias_variance(mdp: TabularMDP, θ, V, lambdas, T: int, features=None) -> tuple[np.ndarray, np.ndarray]:
+    r"""Exact bias and total variance of the GAE gradient estimator :func:`gae`, for each λ.
+
+    With every trajectory of ``T`` steps enumerated (:func:`pgnotes.trajectories.enumerate_trajectories`)
+    the moments are finite sums over ``P(τ)``:
+
+    .. math::
+        \operatorname{bias}(λ) = E[\hat g_λ] - ∇J_T, \qquad
+        \operatorname{Var}(λ) = E\,\|\hat g_λ - E[\hat g_λ]\|^2, \qquad
+        \hat g_λ = \sum_{t<T} γ^t Â_t^{GAE(γ,λ)} ∇_θ \log π_θ(a_t|s_t),
+
+    against the exact finite-horizon gradient ``∇J_T`` of :func:`pgnotes.finite.policy_gradient`.
+    With the exact time-indexed critic (:func:`pgnotes.finite.state_values`) the bias is zero
+    for every λ; with any critic it is zero at ``λ = 1`` as soon as the bootstrapped tail
+    ``V(s_T)`` vanishes (a time-indexed critic with ``V_T = 0``, or episodes that all end before ``T``).
+    Book: GAE(λ), ``gae-bias`` (book/06_gae.ipynb).
+
+    Parameters
+    ----------
+    mdp, θ, features
+        The MDP and the softmax policy.
+    V : array, shape (S,) or (T+1, S)
+        The critic, stationary or time-indexed.
+    lambdas : sequence of float in [0, 1]
+    T : int
+        The horizon; the enumeration must stay below ``MAX_TRAJECTORIES``.
+
+    Returns
+    -------
+    bias : array, shape ``(len(lambdas),) + θ.shape``
+    variance : array, shape ``(len(lambdas),)``
+    """
+    from .finite import policy_gradient
+    from .trajectories import enumerate_trajectories, expectation, variance
+
+    lambdas = np.atleast_1d(np.asarray(lambdas, dtype=float))
+    if lambdas.ndim != 1:
+        raise ValueError(f"lambdas must be a sequence of numbers, got shape {lambdas.shape}")
+    batch = enumerate_trajectories(mdp, θ, T, features)
+    g = policy_gradient(mdp, θ, T, features)
+    bias, var = [], []
+    for λ in lambdas:
+        X = gae(batch, mdp, θ, V, λ, features)
+        bias.append(expectation(batch, X) - g)
+        var.append(variance(batch, X))
+    return np.array(bias), np.array(var)
 
 
 def reinforce_no_gamma_t(batch, mdp, θ, features=None):

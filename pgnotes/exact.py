@@ -23,7 +23,7 @@ from scipy.linalg import lu_factor, lu_solve
 
 from ._validate import as_count
 from .mdp import TabularMDP
-from .policy import SoftmaxPolicy, softmax_policy
+from .policy import SoftmaxPolicy, TabularSoftmax, softmax_policy
 
 __all__ = [
     "Evaluation",
@@ -42,6 +42,8 @@ __all__ = [
     "phi",
     "policy_gradient",
     "value_gradient",
+    "undiscounted_update",
+    "score_function_moments",
 ]
 
 
@@ -241,6 +243,76 @@ def policy_gradient(mdp, θ, features=None) -> np.ndarray:
     return ev.policy.score_contract(ev.η[:, None] * ev.π * ev.Q)
 
 
+def undiscounted_update(mdp, θ, features=None) -> np.ndarray:
+    r"""Exact expectation of the "no γ^t" update most code implements, over whole episodes.
+
+    The sampled update is :math:`\sum_t \big(\sum_{k \ge t} γ^{k-t} r_k\big) ∇_θ \log π_θ(a_t|s_t)`
+    (:func:`pgnotes.estimators.reinforce_no_gamma_t`): the return is counted from ``t`` but
+    the factor :math:`γ^t` of the true gradient is dropped (Thomas 2014; Nota & Thomas 2020).
+    Since :math:`E[\sum_{k\ge t} γ^{k-t} r_k \mid s_t, a_t] = Q_γ(s_t, a_t)`, its expectation is
+
+    .. math::
+
+        u(θ) = \sum_s η_1(s) \sum_a π_θ(a|s)\, Q_γ(s,a)\, ∇_θ \log π_θ(a|s),
+        \qquad η_1(s) = \sum_{t \ge 0} \Pr(s_t = s),
+
+    the policy gradient theorem (:func:`policy_gradient`) with the discounted visit counts
+    ``η = η_γ`` replaced by the *undiscounted* expected visit counts ``η_1`` of non-terminal
+    states (``Σ_s η_1(s)`` is the expected episode length). ``Q_γ`` keeps the MDP's ``γ``.
+    With ``γ = 1`` the two coincide. ``u`` is in general not the gradient of any function.
+    Book: practice, the dropped discount (``dg-update``).
+
+    Parameters
+    ----------
+    mdp : TabularMDP
+        An episodic MDP (with terminal states), any ``γ`` in [0, 1].
+    θ, features
+        The softmax policy, as in :func:`evaluate`; complex ``θ`` is accepted (complex step).
+
+    Returns
+    -------
+    array of ``θ.shape``
+
+    Raises
+    ------
+    ValueError
+        If the MDP has no terminal state, or if under ``π_θ`` some state does not reach a
+        terminal state with probability 1: then ``η_1`` is infinite and the update has no
+        finite expectation over an episode.
+    """
+    if not mdp.episodic:
+        raise ValueError(
+            "undiscounted_update needs an episodic MDP: this one has no terminal state, so "
+            "episodes never end and the undiscounted visit counts η_1 are infinite"
+        )
+    # Q_γ with the MDP's own γ (at γ = 1, check termination first, with the message below)
+    ev = None if mdp.gamma == 1.0 else evaluate(mdp, θ, features)
+    reach = mdp.terminal.copy()
+    support = np.abs(policy_matrix(mdp, θ, features) if ev is None else ev.P_π) > 0
+    while True:  # backward breadth-first search from the terminal set, as _check_termination
+        grow = ~reach & (support[:, reach].any(axis=1))
+        if not grow.any():
+            break
+        reach |= grow
+    if not reach.all():
+        stuck = np.flatnonzero(~reach)
+        listed = ", ".join(str(int(s)) for s in stuck[:10]) + (" …" if len(stuck) > 10 else "")
+        raise ValueError(
+            f"undiscounted_update needs episodes that end with probability 1, but under π_θ "
+            f"{len(stuck)} state(s) ({listed}) never reach a terminal state; the undiscounted "
+            "visit counts η_1 are infinite there"
+        )
+    ev = evaluate(mdp, θ, features) if ev is None else ev
+    live = ev._live
+    η_1 = np.zeros(mdp.n_states, dtype=ev.π.dtype)
+    if mdp.gamma == 1.0:
+        η_1[live] = ev.η[live]
+    else:  # (I - P_π)^T η_1 = ρ0 on non-terminal states
+        M = np.eye(live.size) - ev.P_π[np.ix_(live, live)]
+        η_1[live] = np.linalg.solve(M.T, mdp.rho0[live].astype(M.dtype))
+    return ev.policy.score_contract(η_1[:, None] * ev.π * ev.Q)
+
+
 def value_gradient(mdp, θ, features=None) -> np.ndarray:
     r"""``∇_θ V(s)`` for every state, shape ``(S,) + θ.shape``: ``(I - γ P_π)^{-1} φ``.
 
@@ -252,3 +324,65 @@ def value_gradient(mdp, θ, features=None) -> np.ndarray:
     out = np.zeros_like(flat)
     out[ev._live] = lu_solve(ev._lu, flat[ev._live], check_finite=False)
     return out.reshape(Φ.shape)
+
+
+def score_function_moments(mdp, θ, weights, features=None) -> tuple[np.ndarray, float]:
+    r"""Exact mean and total variance of one draw of ``w(s,a) ∇_θ log π_θ(a|s)``, ``s ~ d^γ``, ``a ~ π_θ(·|s)``.
+
+    Both are finite sums over states and actions:
+
+    .. math::
+
+        m = \sum_s d^γ(s) \sum_a π(a|s)\, w(s,a)\, ∇_θ \log π(a|s), \qquad
+        v = \sum_s d^γ(s) \sum_a π(a|s)\, w(s,a)^2 \,\lVert ∇_θ \log π(a|s) \rVert^2 - \lVert m \rVert^2 .
+
+    ``v`` is the trace of the covariance matrix (the sum of the coordinate variances).
+    With ``w = Q`` the draw is the boxed actor-critic estimator and ``m = (1-γ) ∇J``; with
+    ``w = A`` (A2C) the mean is the same and ``v`` measures the variance the baseline removes.
+    Book: derivation B, ``b-a2c``.
+
+    Parameters
+    ----------
+    mdp, θ, features
+        A continuing MDP (no terminal state, ``γ < 1``) and a softmax policy with real ``θ``.
+    weights : array, shape (S, A)
+        The real table ``w(s, a)``, e.g. ``Q`` or ``A`` from :func:`evaluate`.
+
+    Returns
+    -------
+    m : array of ``θ.shape``
+    v : float
+
+    Raises
+    ------
+    ValueError
+        If the MDP has terminal states (then ``d^γ`` is not a probability distribution),
+        if ``γ = 1``, if ``θ`` is complex, or if ``weights`` is not a finite real (S, A) table.
+    """
+    if mdp.episodic:
+        raise ValueError(
+            "score_function_moments samples s ~ d^γ, which is a probability distribution only "
+            "when episodes never end; this MDP has terminal states"
+        )
+    if np.iscomplexobj(np.asarray(θ)):
+        raise ValueError("score_function_moments needs a real θ")
+    W = np.asarray(weights)
+    if W.dtype == bool or not np.issubdtype(W.dtype, np.number) or np.iscomplexobj(W):
+        raise ValueError(f"weights must be a real (S, A) table, got dtype {W.dtype}")
+    W = W.astype(float)
+    if W.shape != (mdp.n_states, mdp.n_actions):
+        raise ValueError(f"weights must have shape (S, A) = {(mdp.n_states, mdp.n_actions)}, got {W.shape}")
+    if not np.all(np.isfinite(W)):
+        raise ValueError("weights contain NaN or inf")
+    d_γ = occupancy(mdp, θ, features)  # raises at γ = 1
+    ev = evaluate(mdp, θ, features)
+    p = d_γ[:, None] * ev.π  # joint law of (s, a)
+    m = ev.policy.score_contract(p * W)
+    if isinstance(ev.policy, TabularSoftmax):  # ‖e_a - π(·|s)‖² without the (S, A, S, A) tensor
+        sq = 1.0 - 2.0 * ev.π + (ev.π**2).sum(axis=1, keepdims=True)
+    else:
+        s, a = np.meshgrid(np.arange(mdp.n_states), np.arange(mdp.n_actions), indexing="ij")
+        sc = ev.policy.score(s, a)
+        sq = (sc**2).reshape(mdp.n_states, mdp.n_actions, -1).sum(axis=2)
+    v = float(np.sum(p * W**2 * sq) - np.sum(m**2))
+    return m, v

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["grid_heatmap", "draw_mdp", "confidence_band"]
+__all__ = ["grid_heatmap", "draw_grid", "draw_mdp", "confidence_band"]
 
 
 def grid_heatmap(ax, values, rows: int, cols: int, *, label: str, fmt: str = "{:.2f}", cmap: str = "viridis"):
@@ -31,6 +31,42 @@ def grid_heatmap(ax, values, rows: int, cols: int, *, label: str, fmt: str = "{:
     ax.set_xlabel("column")
     ax.set_ylabel("row")
     ax.figure.colorbar(im, ax=ax, label=label)
+    return im
+
+
+def draw_grid(ax, rows: int, cols: int, *, terminal=None, start=None, labels=None):
+    """Draw the layout of a ``rows × cols`` grid MDP; state ``r·cols + c`` is the cell ``(r, c)``.
+
+    Terminal states are filled orange, start states (``start``, e.g. ``ρ0 > 0``) green, the
+    others white. ``labels`` (one string per state, e.g. ``"S"``, ``"H"``, ``"G"``) are written
+    in the cells; by default each cell shows its state index.
+    Book: Preface, the MDPs used throughout (the gridworld and FrozenLake).
+
+    Returns
+    -------
+    The ``AxesImage``; its array holds 0 (ordinary), 1 (start) or 2 (terminal) per cell.
+    """
+    from matplotlib.colors import ListedColormap
+
+    S = rows * cols
+    terminal = np.zeros(S, dtype=bool) if terminal is None else np.asarray(terminal, dtype=bool)
+    start = np.zeros(S, dtype=bool) if start is None else np.asarray(start, dtype=bool)
+    labels = [str(s) for s in range(S)] if labels is None else [str(x) for x in labels]
+    if terminal.shape != (S,) or start.shape != (S,) or len(labels) != S:
+        raise ValueError(f"terminal, start and labels need one entry per state ({S})")
+    kind = np.where(terminal, 2, np.where(start, 1, 0)).reshape(rows, cols)
+    im = ax.imshow(kind, cmap=ListedColormap(["white", "tab:green", "tab:orange"]), vmin=0, vmax=2)
+    for r in range(rows):
+        for c in range(cols):
+            ax.text(c, r, labels[r * cols + c], ha="center", va="center", fontsize=9)
+    ax.set_xticks(np.arange(-0.5, cols, 1), minor=True)
+    ax.set_yticks(np.arange(-0.5, rows, 1), minor=True)
+    ax.grid(which="minor", color="grey", lw=0.8)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xticks(range(cols))
+    ax.set_yticks(range(rows))
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
     return im
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "log_probability",
     "expectation",
     "variance",
+    "conditional_expectation",
 ]
 
 #: Largest number of trajectories :func:`enumerate_trajectories` will list.
@@ -122,3 +123,37 @@ def variance(batch: Batch, X, *, total: bool = True):
     dev = X - expectation(batch, X)
     per = np.tensordot(p, dev**2, axes=1)
     return float(np.sum(per)) if total else per
+
+
+def conditional_expectation(batch: Batch, mdp: TabularMDP, X) -> tuple[np.ndarray, np.ndarray]:
+    r"""``E[X_t | s_t = s, a_t = a]`` for per-step values ``X`` of shape (n, T), exactly.
+
+    Groups the enumerated trajectories by ``(t, s_t, a_t)`` and weighs them by ``P(τ)``:
+
+    .. math::
+        \Pr(s_t = s, a_t = a) = \sum_τ P(τ)\, 1[s_t = s, a_t = a], \qquad
+        E[X_t \mid s_t = s, a_t = a] = \frac{\sum_τ P(τ)\, X_t(τ)\, 1[s_t = s, a_t = a]}
+                                          {\Pr(s_t = s, a_t = a)} .
+
+    Steps taken after termination (``mask`` False) are not counted: no action is drawn there.
+    Book: converting A into B, ``ab-EG`` (``E[G_t | s_t, a_t] = γ^t Q_t(s_t, a_t)``).
+
+    Returns
+    -------
+    E : array, shape (T, S, A)
+        The conditional expectations; NaN where ``Pr(s_t = s, a_t = a) = 0``.
+    prob : array, shape (T, S, A)
+        ``Pr(s_t = s, a_t = a)`` over running steps.
+    """
+    p = _probabilities(batch)
+    X = np.asarray(X, dtype=float)
+    if X.shape != batch.states.shape:
+        raise ValueError(f"X must have shape (n, T) = {batch.states.shape}, got {X.shape}")
+    T, S, A = batch.horizon, mdp.n_states, mdp.n_actions
+    key = (np.arange(T)[None, :] * S + batch.states) * A + batch.actions
+    w = np.where(batch.mask, p[:, None], 0.0)
+    prob = np.bincount(key.ravel(), w.ravel(), minlength=T * S * A).reshape(T, S, A)
+    num = np.bincount(key.ravel(), (w * X).ravel(), minlength=T * S * A).reshape(T, S, A)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        E = np.where(prob > 0, num / np.where(prob > 0, prob, 1.0), np.nan)
+    return E, prob
