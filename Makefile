@@ -55,6 +55,7 @@ lab: install  ## open the notebooks in JupyterLab with the same venv
 
 run: install  ## re-execute one notebook in place: make run NB=book/01_derivation_a.ipynb
 	cd $(dir $(NB)) && ../$(BIN)/jupyter execute --inplace $(notdir $(NB))
+	$(BIN)/python tools/clean_notebook.py $(NB)
 
 clean:
 	rm -rf _build

@@ -36,10 +36,14 @@ def test_notebook_is_stored_executed_in_order(path):
 def test_stored_outputs_are_machine_independent(path):
     nb = json.loads(path.read_text())
     for i, cell in enumerate(code_cells(nb)):
+        assert "execution" not in cell.get("metadata", {}), (
+            f"{path.name} cell {i}: execution timestamps in metadata; run tools/clean_notebook.py")
         tags = cell.get("metadata", {}).get("tags", [])
         for out in cell.get("outputs", []):
             if out["output_type"] == "error":
                 assert "raises-exception" in tags, f"{path.name} cell {i}: stored error {out['ename']}"
+                tb = "".join(out.get("traceback", []))
+                assert not PATH.search(tb), f"{path.name} cell {i}: traceback holds a machine path; print the error instead"
             if out.get("name") == "stderr":
                 raise AssertionError(f"{path.name} cell {i}: stderr output (a warning?): {''.join(out['text'])[:200]}")
             data = out.get("data", {})
