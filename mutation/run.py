@@ -5,7 +5,8 @@ Usage: ``make mutants`` (or ``python mutation/run.py [--only SUBSTRING]``).
 For each mutant: copy ``pgnotes/`` to a temporary folder, apply the edits (each must match
 exactly once, so a stale catalogue fails loudly), put that folder first on ``PYTHONPATH``
 (the nbval kernels inherit it), then run the unit tests and, if they pass, nbval over
-``book/``, both stopping at the first failure. Prints a Markdown table and exits 1 if any
+``book/``, both stopping at the first failure. A baseline run without a mutant must pass first,
+so that a failure is the mutant's doing. Prints a Markdown table and exits 1 if any
 mutant survives.
 """
 
@@ -50,28 +51,37 @@ def first_failure(cmd: list[str], env: dict) -> str | None:
     return "error: " + " | ".join(tail)[:120]
 
 
+def run_checks(mutant: dict, python: str) -> str | None:
+    """The first check that fails with ``mutant`` applied, or None if all pass."""
+    with tempfile.TemporaryDirectory() as tmp:
+        where = pathlib.Path(tmp)
+        shutil.copytree(ROOT / "pgnotes", where / "pgnotes", ignore=shutil.ignore_patterns("__pycache__"))
+        apply(mutant, where)
+        env = dict(os.environ, PYTHONPATH=str(where), PYTHONDONTWRITEBYTECODE="1")
+        caught = first_failure([python, "-m", "pytest", "tests", "-x", "-q", "-p", "no:cacheprovider",
+                                "--ignore=tests/test_mutation_catalogue.py", "--ignore=tests/test_notebooks.py"], env)
+        if caught is None:
+            caught = first_failure([python, "-m", "pytest", "--nbval", "--nbval-current-env",
+                                    "--nbval-sanitize-with=book/sanitize.cfg", "book", "-x", "-q",
+                                    "-p", "no:cacheprovider"], env)
+        return caught
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", default="", help="run the mutants whose name contains this")
     args = ap.parse_args()
     python = sys.executable
     rows, survived = [], 0
+    baseline = run_checks({"name": "baseline (no mutant)", "file": "mdp.py", "edits": []}, python)
+    if baseline is not None:
+        raise SystemExit(f"the checks fail without any mutant ({baseline}); fix that first")
     for mutant in MUTANTS:
         if args.only not in mutant["name"]:
             continue
-        with tempfile.TemporaryDirectory() as tmp:
-            where = pathlib.Path(tmp)
-            shutil.copytree(ROOT / "pgnotes", where / "pgnotes", ignore=shutil.ignore_patterns("__pycache__"))
-            apply(mutant, where)
-            env = dict(os.environ, PYTHONPATH=str(where), PYTHONDONTWRITEBYTECODE="1")
-            t0 = time.perf_counter()
-            caught = first_failure([python, "-m", "pytest", "tests", "-x", "-q", "-p", "no:cacheprovider",
-                                    "--ignore=tests/test_mutation_catalogue.py", "--ignore=tests/test_notebooks.py"], env)
-            if caught is None:
-                caught = first_failure([python, "-m", "pytest", "--nbval", "--nbval-current-env",
-                                        "--nbval-sanitize-with=book/sanitize.cfg", "book", "-x", "-q",
-                                        "-p", "no:cacheprovider"], env)
-            dt = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        caught = run_checks(mutant, python)
+        dt = time.perf_counter() - t0
         survived += caught is None
         rows.append((mutant["name"], caught or "**SURVIVED**", dt))
         print(f"{mutant['name']}: {caught or 'SURVIVED'} ({dt:.0f} s)", file=sys.stderr, flush=True)
