@@ -14,10 +14,11 @@ The modules follow the book's table of contents:
 :mod:`pgnotes.check`       independent routes: complex step, finite differences, sympy
 :mod:`pgnotes.plots`       the book's figures
 :mod:`pgnotes.tokens`      token-level MDPs of language models, exact and sampled
+:mod:`pgnotes.lab`         a reference LLM policy-gradient loss with switchable mistakes
 ========================  ====================================================
 """
 
-from . import check, envs, estimators, exact, finite, plots, policy, tokens, trajectories
+from . import check, envs, estimators, exact, finite, lab, plots, policy, tokens, trajectories
 from .mdp import TabularMDP
 from .policy import softmax_policy
 from .sampling import Batch, sample
@@ -34,6 +35,7 @@ __all__ = [
     "estimators",
     "exact",
     "finite",
+    "lab",
     "plots",
     "policy",
     "tokens",
