@@ -72,7 +72,7 @@ MUTANTS = [
     {
         "name": "Monte Carlo reuses one random stream (ignores rng)",
         "file": "sampling.py",
-        "edits": [("    rng = _check_rng(rng)\n", "    rng = _check_rng(rng)\n    rng = np.random.default_rng(0)\n")],
+        "edits": [("    rng = check_rng(rng)\n", "    rng = check_rng(rng)\n    rng = np.random.default_rng(0)\n")],
     },
     {
         "name": "Monte Carlo reuses one uniform for every step",

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_count
+from ._validate import as_count, check_rng
 from .mdp import MAX_STATES, TabularMDP
 
 __all__ = [
@@ -24,12 +24,6 @@ __all__ = [
 
 #: Action order of :func:`gridworld`: (row step, column step).
 GRID_ACTIONS = {"up": (-1, 0), "right": (0, 1), "down": (1, 0), "left": (0, -1)}
-
-
-def _check_rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    return rng
 
 
 def random_mdp(
@@ -50,7 +44,7 @@ def random_mdp(
     non-terminal ``(s, a)`` ends the episode with probability ``p_end``, so episodes end with
     probability 1 and ``γ = 1`` is allowed.
     """
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     S = as_count(n_states, "n_states", minimum=1, maximum=5000)
     A = as_count(n_actions, "n_actions", minimum=1, maximum=1000)
     n_terminal = as_count(n_terminal, "n_terminal", minimum=0, maximum=S - 1)
@@ -263,7 +257,7 @@ def one_hot_features(n_states: int, n_actions: int) -> np.ndarray:
 
 def random_features(n_states: int, n_actions: int, d: int, rng: np.random.Generator) -> np.ndarray:
     r"""Standard normal features ``φ(s,a) ∈ R^d``, shape (S, A, d)."""
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     S = as_count(n_states, "n_states", minimum=1, maximum=5000)
     A = as_count(n_actions, "n_actions", minimum=1, maximum=1000)
     d = as_count(d, "d", minimum=1, maximum=10_000)

@@ -75,21 +75,28 @@ class Evaluation:
     _live: np.ndarray
 
 
-def _check_termination(mdp: TabularMDP, P_π: np.ndarray) -> None:
-    """With γ = 1, every non-terminal state must reach a terminal one under ``P_π``."""
+def _never_terminating(mdp: TabularMDP, P_π: np.ndarray) -> np.ndarray:
+    """States from which no terminal state is reachable under ``P_π`` (backward search)."""
     reach = mdp.terminal.copy()
     support = np.abs(P_π) > 0
-    while True:  # backward breadth-first search from the terminal set
+    while True:
         grow = ~reach & (support[:, reach].any(axis=1))
         if not grow.any():
-            break
+            return np.flatnonzero(~reach)
         reach |= grow
-    if not reach.all():
-        stuck = np.flatnonzero(~reach)
-        listed = ", ".join(str(int(s)) for s in stuck[:10]) + (" …" if len(stuck) > 10 else "")
+
+
+def _listed(states: np.ndarray) -> str:
+    return ", ".join(str(int(s)) for s in states[:10]) + (" …" if len(states) > 10 else "")
+
+
+def _check_termination(mdp: TabularMDP, P_π: np.ndarray) -> None:
+    """With γ = 1, every non-terminal state must reach a terminal one under ``P_π``."""
+    stuck = _never_terminating(mdp, P_π)
+    if stuck.size:
         raise ValueError(
             f"gamma = 1 but the policy does not reach a terminal state with probability 1 "
-            f"from {len(stuck)} state(s) ({listed}); values are infinite there. "
+            f"from {len(stuck)} state(s) ({_listed(stuck)}); values are infinite there. "
             "Use gamma < 1 or make those states able to terminate."
         )
 
@@ -287,19 +294,11 @@ def undiscounted_update(mdp, θ, features=None) -> np.ndarray:
         )
     # Q_γ with the MDP's own γ (at γ = 1, check termination first, with the message below)
     ev = None if mdp.gamma == 1.0 else evaluate(mdp, θ, features)
-    reach = mdp.terminal.copy()
-    support = np.abs(policy_matrix(mdp, θ, features) if ev is None else ev.P_π) > 0
-    while True:  # backward breadth-first search from the terminal set, as _check_termination
-        grow = ~reach & (support[:, reach].any(axis=1))
-        if not grow.any():
-            break
-        reach |= grow
-    if not reach.all():
-        stuck = np.flatnonzero(~reach)
-        listed = ", ".join(str(int(s)) for s in stuck[:10]) + (" …" if len(stuck) > 10 else "")
+    stuck = _never_terminating(mdp, policy_matrix(mdp, θ, features) if ev is None else ev.P_π)
+    if stuck.size:
         raise ValueError(
             f"undiscounted_update needs episodes that end with probability 1, but under π_θ "
-            f"{len(stuck)} state(s) ({listed}) never reach a terminal state; the undiscounted "
+            f"{len(stuck)} state(s) ({_listed(stuck)}) never reach a terminal state; the undiscounted "
             "visit counts η_1 are infinite there"
         )
     ev = evaluate(mdp, θ, features) if ev is None else ev

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_count
+from ._validate import as_count, check_rng
 from .mdp import TabularMDP
 from .policy import softmax_policy
 
@@ -85,15 +85,6 @@ def _alias_tables(q: np.ndarray):
     return np.arange(M) + keep, other
 
 
-def _check_rng(rng) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            "rng must be a seeded numpy.random.Generator, e.g. np.random.default_rng(2024); "
-            f"got {type(rng).__name__}"
-        )
-    return rng
-
-
 def sample(mdp: TabularMDP, θ, *, n: int, horizon: int, rng: np.random.Generator, features=None) -> Batch:
     r"""Draw ``n`` trajectories of ``horizon`` steps from ``ρ0``, ``π_θ`` and ``P``.
 
@@ -113,7 +104,7 @@ def sample(mdp: TabularMDP, θ, *, n: int, horizon: int, rng: np.random.Generato
     Batch
         With ``mask`` False from the first terminal state on.
     """
-    rng = _check_rng(rng)
+    rng = check_rng(rng)
     n = as_count(n, "n", minimum=1, maximum=MAX_STEPS)
     T = as_count(horizon, "horizon", minimum=1, maximum=MAX_STEPS)
     if n * T > MAX_STEPS:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_count
+from ._validate import as_count, check_rng
 from .mdp import MAX_STATES, TabularMDP
 from .policy import LogLinearSoftmax, SoftmaxPolicy, TabularSoftmax
 
@@ -670,13 +670,12 @@ def sample_groups(
     Raises
     ------
     ValueError
-        If ``rng`` is not a numpy Generator, ``G < 1``, both or bad prompt choices, or a complex ``θ``.
+        If ``G < 1``, both or bad prompt choices, or a complex ``θ``.
+    TypeError
+        If ``rng`` is not a numpy Generator.
     """
     tmdp = _check_tmdp(tmdp)
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(
-            f"rng must be a seeded numpy.random.Generator, e.g. np.random.default_rng(2024); got {type(rng).__name__}"
-        )
+    check_rng(rng)
     G = as_count(G, "G (completions per prompt)", minimum=1, maximum=MAX_TOKENS)
     if prompt_ids is not None and n_prompts is not None:
         raise ValueError("give prompt_ids or n_prompts, not both")

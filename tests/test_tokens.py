@@ -269,7 +269,7 @@ def test_bad_inputs_raise_clear_value_errors():
     with pytest.raises(ValueError, match="feature kind"):
         tk.token_features(tmdp, ["bigram", "trigram"])
     for rng in (np.random.RandomState(0), 0, None):
-        with pytest.raises(ValueError, match="Generator"):
+        with pytest.raises(TypeError, match="Generator"):
             tk.sample_groups(tmdp, θ, G=2, rng=rng)
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="G"):
