@@ -57,11 +57,12 @@ def run_checks(mutant: dict, python: str) -> str | None:
         where = pathlib.Path(tmp)
         shutil.copytree(ROOT / "pgnotes", where / "pgnotes", ignore=shutil.ignore_patterns("__pycache__"))
         apply(mutant, where)
+        # -P: "python -m" would otherwise put the repo (and its unmutated pgnotes) first on sys.path.
         env = dict(os.environ, PYTHONPATH=str(where), PYTHONDONTWRITEBYTECODE="1")
-        caught = first_failure([python, "-m", "pytest", "tests", "-x", "-q", "-p", "no:cacheprovider",
+        caught = first_failure([python, "-P", "-m", "pytest", "tests", "-x", "-q", "-p", "no:cacheprovider",
                                 "--ignore=tests/test_mutation_catalogue.py", "--ignore=tests/test_notebooks.py"], env)
         if caught is None:
-            caught = first_failure([python, "-m", "pytest", "--nbval", "--nbval-current-env",
+            caught = first_failure([python, "-P", "-m", "pytest", "--nbval", "--nbval-current-env",
                                     "--nbval-sanitize-with=book/sanitize.cfg", "book", "-x", "-q",
                                     "-p", "no:cacheprovider"], env)
         return caught
