@@ -91,6 +91,7 @@ def main() -> int:
     for name, caught, dt in rows:
         print(f"| {name} | `{caught}` | {dt:.0f} s |")
     print(f"\n{len(rows) - survived} of {len(rows)} mutants caught.")
+    print(f"mutants: {len(rows) - survived} passed, {survived} failed")  # a caught mutant is a pass
     return 1 if survived else 0
 
 
