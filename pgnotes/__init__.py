@@ -14,11 +14,13 @@ The modules follow the book's table of contents:
 :mod:`pgnotes.check`       independent routes: complex step, finite differences, sympy
 :mod:`pgnotes.plots`       the book's figures
 :mod:`pgnotes.tokens`      token-level MDPs of language models, exact and sampled
+:mod:`pgnotes.groups`      group advantages (REINFORCE, RLOO, GRPO) and their exact expectations
+:mod:`pgnotes.ppo`         token-level PPO: KL rewards, GAE, clipped surrogate, critic fitting
 :mod:`pgnotes.lab`         a reference LLM policy-gradient loss with switchable mistakes
 ========================  ====================================================
 """
 
-from . import check, envs, estimators, exact, finite, lab, plots, policy, tokens, trajectories
+from . import check, envs, estimators, exact, finite, groups, lab, plots, policy, ppo, tokens, trajectories
 from .mdp import TabularMDP
 from .policy import softmax_policy
 from .sampling import Batch, sample
@@ -35,9 +37,11 @@ __all__ = [
     "estimators",
     "exact",
     "finite",
+    "groups",
     "lab",
     "plots",
     "policy",
+    "ppo",
     "tokens",
     "trajectories",
 ]

@@ -19,7 +19,7 @@ The correct computation, :func:`token_weights` with ``mistake=None``:
 1. per-token rewards: the verifier's ``r`` on the last real token (the EOS, or the ``L``-th
    token of a truncated completion), :math:`-β \log(π_θ/π_{ref})` on every real token;
 2. the critic ``V`` (by default the exact ``V`` of :math:`π_θ` with the KL-shaped reward);
-3. GAE(λ) with ``γ = 1`` on the real tokens (:func:`pgnotes.tokens.gae_advantages`);
+3. GAE(λ) with ``γ = 1`` on the real tokens (:func:`pgnotes.ppo.gae_advantages`);
 4. optionally (``whiten=True``) whitening of the advantages with the mean and standard
    deviation over the real tokens of the batch;
 5. sum over the tokens of each completion, mean over completions.
@@ -36,6 +36,7 @@ import dataclasses
 
 import numpy as np
 
+from . import ppo
 from . import tokens as tk
 from ._validate import as_count
 
@@ -164,12 +165,12 @@ def token_weights(
         )
     mask = batch.mask
     if mistake == "reward_on_pad":  # the KL terms as usual, the verifier's reward written at index |y|:
-        r = tk.token_rewards(tmdp, dataclasses.replace(batch, rewards=np.zeros(batch.n)), β=β, θ=θ, θ_ref=θ_ref, features=features)
+        r = ppo.token_rewards(tmdp, dataclasses.replace(batch, rewards=np.zeros(batch.n)), β=β, θ=θ, θ_ref=θ_ref, features=features)
         wide = np.zeros((batch.n, tmdp.max_len + 1))
         wide[np.arange(batch.n), batch.lengths] = batch.rewards  # the first PAD, or off the end (|y| = L)
         r = r + wide[:, : tmdp.max_len] * mask  # ... and the padding mask removes it
     else:
-        r = tk.token_rewards(tmdp, batch, β=β, θ=θ, θ_ref=θ_ref, features=features)
+        r = ppo.token_rewards(tmdp, batch, β=β, θ=θ, θ_ref=θ_ref, features=features)
     if critic is None:
         critic = tk.state_values(tmdp, θ, β=β, θ_ref=θ_ref, features=features)
         if mistake == "reward_on_pad":  # the exact critic of the rewards this code uses: the KL term only
@@ -178,7 +179,7 @@ def token_weights(
         critic = np.zeros(n)
     elif mistake == "prompt_blind_critic":
         critic = prompt_blind_values(tmdp, θ, β=β, θ_ref=θ_ref, features=features)
-    A = tk.gae_advantages(tmdp, batch, r, critic, λ)
+    A = ppo.gae_advantages(tmdp, batch, r, critic, λ)
     q = _population(tmdp, batch)
     if mistake == "whiten_padded":  # moments over all N × L positions, PAD counted as 0
         L = tmdp.max_len

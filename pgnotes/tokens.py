@@ -65,18 +65,11 @@ __all__ = [
     "token_log_probs",
     "log_probability",
     "score_sum",
-    "MAX_GROUP_CONFIGURATIONS",
-    "group_advantages",
-    "group_advantage_given_reward",
-    "group_estimator_expectation",
+    "check_token_mdp",
+    "check_token_batch",
+    "check_kl_coefficient",
+    "token_policy",
     "long_answer_mdp",
-    "token_rewards",
-    "gae_advantages",
-    "clipped_surrogate",
-    "clipped_surrogate_gradient",
-    "clip_fraction",
-    "conditional_expectation",
-    "fit_values",
 ]
 
 #: The end-of-sequence token.
@@ -324,7 +317,8 @@ def toy_mdp(kind: str = "sum", *, partial: bool = False) -> TokenMDP:
     return TokenMDP(4, prompts, 4, verifier)
 
 
-def _check_tmdp(tmdp) -> TokenMDP:
+def check_token_mdp(tmdp) -> TokenMDP:
+    """``tmdp`` itself if it is a :class:`TokenMDP`, else ``TypeError`` (for the modules built on this one)."""
     if not isinstance(tmdp, TokenMDP):
         raise TypeError(f"tmdp must be a pgnotes.tokens.TokenMDP, got {type(tmdp).__name__}")
     return tmdp
@@ -339,7 +333,7 @@ def token_features(tmdp: TokenMDP, kinds=("bigram", "position", "prompt")) -> np
     (``d += n_prompts V``). Parameters are shared between prefixes with equal features.
     Book: practice, language models, ``lm-policy``.
     """
-    tmdp = _check_tmdp(tmdp)
+    tmdp = check_token_mdp(tmdp)
     V, n = tmdp.vocab_size, tmdp.n_prefixes
     if isinstance(kinds, str) or len(kinds) == 0:
         raise ValueError(f"kinds must be a non-empty sequence of 'bigram', 'position', 'prompt', got {kinds!r}")
@@ -368,8 +362,12 @@ def _check_features(tmdp: TokenMDP, features) -> np.ndarray:
     return φ.astype(float)
 
 
-def _policy(tmdp: TokenMDP, θ, features, name: str = "θ") -> tuple[SoftmaxPolicy, np.ndarray]:
-    """The softmax policy over next tokens and its log-probabilities ``log π`` (n_prefixes, V)."""
+def token_policy(tmdp: TokenMDP, θ, features, name: str = "θ") -> tuple[SoftmaxPolicy, np.ndarray]:
+    """The softmax policy over next tokens and its log-probabilities ``log π`` (n_prefixes, V).
+
+    Validates ``θ`` (and ``features``) against ``tmdp``; accepts complex ``θ`` for complex steps.
+    Book: language models I, ``lm-policy``.
+    """
     n, V = tmdp.n_prefixes, tmdp.vocab_size
     shape = np.shape(θ)
     if features is None:
@@ -392,7 +390,8 @@ def _policy(tmdp: TokenMDP, θ, features, name: str = "θ") -> tuple[SoftmaxPoli
     return pol, z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
-def _check_β(β, θ_ref) -> float:
+def check_kl_coefficient(β, θ_ref) -> float:
+    """``β`` as a float ≥ 0, with ``θ_ref`` required when ``β > 0``; else ``ValueError``."""
     if isinstance(β, (bool, np.bool_)) or not isinstance(β, (int, float, np.integer, np.floating)):
         raise ValueError(f"β must be a real number ≥ 0, got {β!r}")
     β = float(β)
@@ -452,11 +451,11 @@ def evaluate(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None)
     ValueError
         For a malformed ``θ``, ``θ_ref`` or ``features``, ``β < 0``, or ``β > 0`` without ``θ_ref``.
     """
-    tmdp = _check_tmdp(tmdp)
-    β = _check_β(β, θ_ref)
-    pol, log_π = _policy(tmdp, θ, features)
+    tmdp = check_token_mdp(tmdp)
+    β = check_kl_coefficient(β, θ_ref)
+    pol, log_π = token_policy(tmdp, θ, features)
     π = np.exp(log_π)
-    log_ratio = None if θ_ref is None else log_π - _policy(tmdp, θ_ref, features, "θ_ref")[1]
+    log_ratio = None if θ_ref is None else log_π - token_policy(tmdp, θ_ref, features, "θ_ref")[1]
     r = tmdp.reward_table - β * log_ratio if β > 0 else tmdp.reward_table.astype(π.dtype)
     n, ch = tmdp.n_prefixes, tmdp.child
     Q = np.zeros((n, tmdp.vocab_size), dtype=π.dtype)
@@ -577,8 +576,8 @@ def to_tabular(tmdp: TokenMDP, *, features=None, β: float = 0.0, θ=None, θ_re
     ValueError
         If ``β > 0`` without a real ``θ`` and a ``θ_ref``, or on malformed parameters.
     """
-    tmdp = _check_tmdp(tmdp)
-    β = _check_β(β, θ_ref)
+    tmdp = check_token_mdp(tmdp)
+    β = check_kl_coefficient(β, θ_ref)
     n, V = tmdp.n_prefixes, tmdp.vocab_size
     if n + 1 > MAX_STATES:
         raise ValueError(
@@ -589,7 +588,7 @@ def to_tabular(tmdp: TokenMDP, *, features=None, β: float = 0.0, θ=None, θ_re
     if β > 0:
         if θ is None or np.iscomplexobj(np.asarray(θ)):
             raise ValueError("to_tabular with β > 0 needs the real θ at which the KL reward is frozen")
-        log_ratio = _policy(tmdp, θ, features)[1] - _policy(tmdp, θ_ref, features, "θ_ref")[1]
+        log_ratio = token_policy(tmdp, θ, features)[1] - token_policy(tmdp, θ_ref, features, "θ_ref")[1]
         R[:n] -= β * log_ratio
     P = np.zeros((n + 1, V, n + 1))
     k, a = np.nonzero(np.ones((n, V), dtype=bool))
@@ -641,7 +640,7 @@ def completions(tmdp: TokenMDP, θ=None, features=None) -> TokenBatch:
     token. ``Σ p = 1`` over the rows of each prompt, and :math:`J = \sum ρ(x)\, p\, r`.
     Book: practice, language models, ``lm-mdp``.
     """
-    tmdp = _check_tmdp(tmdp)
+    tmdp = check_token_mdp(tmdp)
     L = tmdp.max_len
     k, a = np.nonzero(tmdp.ends)  # row-major: by prefix, then token
     lengths = tmdp.depth[k] + 1
@@ -674,7 +673,7 @@ def sample_groups(
     TypeError
         If ``rng`` is not a numpy Generator.
     """
-    tmdp = _check_tmdp(tmdp)
+    tmdp = check_token_mdp(tmdp)
     check_rng(rng)
     G = as_count(G, "G (completions per prompt)", minimum=1, maximum=MAX_TOKENS)
     if prompt_ids is not None and n_prompts is not None:
@@ -716,7 +715,8 @@ def sample_groups(
     return TokenBatch(ids, tokens, mask, prefixes, mask.sum(axis=1), tmdp.reward_table[last_k, last_a])
 
 
-def _check_token_batch(tmdp: TokenMDP, batch) -> TokenBatch:
+def check_token_batch(tmdp: TokenMDP, batch) -> TokenBatch:
+    """``batch`` itself if it is a :class:`TokenBatch` of ``tmdp``'s shape, else ``TypeError``/``ValueError``."""
     if not isinstance(batch, TokenBatch):
         raise TypeError(f"batch must be a pgnotes.tokens.TokenBatch, got {type(batch).__name__}")
     if batch.tokens.shape[1] != tmdp.max_len or batch.prefixes.max(initial=0) > tmdp.n_prefixes:
@@ -730,8 +730,8 @@ def token_log_probs(tmdp: TokenMDP, θ, batch: TokenBatch, features=None) -> np.
     Per-token log-ratios to a reference are ``token_log_probs(θ) − token_log_probs(θ_ref)``;
     accepts complex ``θ``. Book: practice, language models, ``lm-score``.
     """
-    tmdp, batch = _check_tmdp(tmdp), _check_token_batch(tmdp, batch)
-    log_π = _policy(tmdp, θ, features)[1]
+    tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
+    log_π = token_policy(tmdp, θ, features)[1]
     k = np.where(batch.mask, batch.prefixes, 0)
     a = np.where(batch.mask, batch.tokens, 0)
     return np.where(batch.mask, log_π[k, a], 0.0)
@@ -757,7 +757,7 @@ def score_sum(tmdp: TokenMDP, θ, batch: TokenBatch, weights=None, features=None
     ValueError
         If ``weights`` is not a finite real (N, L) array, or the result would exceed :data:`MAX_TOKENS` numbers.
     """
-    tmdp, batch = _check_tmdp(tmdp), _check_token_batch(tmdp, batch)
+    tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
     w = batch.mask.astype(float) if weights is None else np.asarray(weights)
     if w.dtype == bool or not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
         raise ValueError(f"weights must be a real (N, L) array, got dtype {w.dtype}")
@@ -765,236 +765,12 @@ def score_sum(tmdp: TokenMDP, θ, batch: TokenBatch, weights=None, features=None
         raise ValueError(f"weights must have shape (N, L) = {batch.tokens.shape}, got {w.shape}")
     if not np.all(np.isfinite(w)):
         raise ValueError("weights contain NaN or inf")
-    pol = _policy(tmdp, θ, features)[0]
+    pol = token_policy(tmdp, θ, features)[0]
     if batch.n * pol.θ.size > MAX_TOKENS:
         raise ValueError(f"N · θ.size = {batch.n * pol.θ.size} exceeds MAX_TOKENS = {MAX_TOKENS}; split the batch")
     k = np.where(batch.mask, batch.prefixes, 0)
     a = np.where(batch.mask, batch.tokens, 0)
     return pol.score_sum(k, a, np.where(batch.mask, w.astype(float), 0.0))
-
-
-# --- Group-relative estimators (REINFORCE, RLOO, GRPO): advantages and exact expectations ---
-
-#: Largest number of reward configurations (own reward × counts of the others) enumerated by
-#: :func:`group_advantage_given_reward`.
-MAX_GROUP_CONFIGURATIONS = 2_000_000
-
-
-def group_advantages(rewards, *, baseline: str = "mean", divide_by_std: bool = False, ddof: int = 0, eps: float = 1e-4) -> np.ndarray:
-    r"""Group-relative advantages of ``G`` completions of one prompt, over the last axis of ``rewards``.
-
-    .. math::
-
-        A_i = \frac{r_i - b_i}{\mathrm{std}(r_1, …, r_G) + ε}\ \text{(with divide_by_std)}, \qquad
-        A_i = r_i - b_i \ \text{(without)},
-
-    with the baseline ``b_i`` the group mean :math:`\bar r = \frac1G \sum_j r_j` (``"mean"``,
-    as in GRPO and Dr. GRPO), the mean of the *other* rewards :math:`\frac{1}{G-1}\sum_{j≠i} r_j`
-    (``"loo"``, leave-one-out, as in RLOO), or 0 (``"none"``, plain REINFORCE). The standard
-    deviation is the population one (``ddof=0``) or Bessel-corrected (``ddof=1``, the default of
-    ``torch.std``). A group whose rewards are all equal gets ``A = 0`` with the mean baseline (and,
-    with ``eps = 0``, ``A = 0`` wherever the standard deviation is 0).
-    Book: practice, language models, ``lm-groups``.
-
-    Parameters
-    ----------
-    rewards : array of shape (..., G), real and finite; ``G ≥ 2`` for ``"loo"`` or ``ddof=1``.
-    baseline : ``"mean"``, ``"loo"`` or ``"none"``.
-    divide_by_std : bool, divide by the group's standard deviation plus ``eps`` (GRPO).
-    ddof : 0 or 1, the degrees of freedom of the standard deviation.
-    eps : float ≥ 0, added to the standard deviation.
-
-    Returns
-    -------
-    float array, the shape of ``rewards``.
-    """
-    r = np.asarray(rewards)
-    if r.dtype == bool or not np.issubdtype(r.dtype, np.number) or np.iscomplexobj(r) or r.ndim == 0:
-        raise ValueError(f"rewards must be a real array of shape (..., G), got {rewards!r}")
-    r = r.astype(float)
-    if not np.all(np.isfinite(r)):
-        raise ValueError("rewards contain NaN or inf")
-    G = r.shape[-1]
-    if baseline not in ("mean", "loo", "none"):
-        raise ValueError(f"baseline must be 'mean', 'loo' or 'none', got {baseline!r}")
-    if ddof not in (0, 1) or isinstance(ddof, bool):
-        raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
-    eps = float(eps)
-    if not (np.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number ≥ 0, got {eps}")
-    need = 2 if (baseline == "loo" or (divide_by_std and ddof == 1)) else 1
-    if G < need:
-        raise ValueError(f"this advantage needs groups of G ≥ 2 completions, got G = {G}")
-    total = r.sum(axis=-1, keepdims=True)
-    if baseline == "mean":
-        A = r - total / G
-    elif baseline == "loo":
-        A = r - (total - r) / (G - 1)
-    else:
-        A = r.copy()
-    if divide_by_std:
-        scale = r.std(axis=-1, ddof=ddof, keepdims=True) + eps
-        A = np.divide(A, scale, out=np.zeros_like(A), where=scale > 0)  # eps = 0: equal rewards give A = 0
-    return A
-
-
-def group_advantage_given_reward(q, values, G: int, advantage_fn) -> np.ndarray:
-    r"""``E[A_1 | r_1 = v_k]``: the mean advantage of a completion given its own reward, in a group of ``G``.
-
-    The ``G`` rewards of a group are i.i.d. with ``P(r = v_k) = q_k``. Given ``r_1 = v``, the
-    other ``G - 1`` rewards keep their law, and an exchangeable advantage depends on them only
-    through their counts :math:`n \sim \mathrm{Multinomial}(G-1, q)`, so
-
-    .. math::
-
-        E[A_1 \mid r_1 = v_k] = \sum_{n} \binom{G-1}{n_1, …, n_K} \prod_l q_l^{n_l}\;
-        A_1(v_k, \underbrace{v_1, …, v_1}_{n_1}, …, \underbrace{v_K, …, v_K}_{n_K}),
-
-    a finite sum over the :math:`\binom{G+K-2}{K-1}` count vectors (``G`` of them for a 0/1 reward).
-    Book: practice, language models, ``lm-groups``.
-
-    Parameters
-    ----------
-    q : array of shape (..., K), the probabilities of the reward values (each row sums to 1).
-    values : array of shape (K,), the distinct reward values.
-    G : int ≥ 1, the group size.
-    advantage_fn : callable mapping rewards (M, G) to advantages (M, G), permutation-equivariant
-        (permuting a group's rewards permutes its advantages), e.g. ``group_advantages``.
-
-    Returns
-    -------
-    array of shape (..., K).
-
-    Raises
-    ------
-    ValueError
-        On a bad ``q`` or ``values``, more than :data:`MAX_GROUP_CONFIGURATIONS` configurations,
-        or an ``advantage_fn`` that returns the wrong shape, non-finite numbers, or is not
-        permutation-equivariant.
-    """
-    import itertools
-    import math
-
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)) or np.unique(v).size != v.size:
-        raise ValueError(f"values must be a 1-d array of distinct finite reward values, got {values!r}")
-    K = v.size
-    q = np.asarray(q, dtype=float)
-    if q.ndim == 0 or q.shape[-1] != K:
-        raise ValueError(f"q must have shape (..., K) = (..., {K}), got {q.shape}")
-    if not np.all(np.isfinite(q)) or np.any(q < 0) or np.abs(q.sum(axis=-1) - 1).max() > 1e-9:
-        raise ValueError("each row of q must be a probability vector (non-negative, summing to 1)")
-    G = as_count(G, "G (completions per prompt)", minimum=1, maximum=10_000)
-    n_counts = math.comb(G + K - 2, K - 1)
-    if n_counts * K > MAX_GROUP_CONFIGURATIONS:
-        raise ValueError(
-            f"{K} reward values and G = {G} give {n_counts * K} configurations, more than "
-            f"MAX_GROUP_CONFIGURATIONS = {MAX_GROUP_CONFIGURATIONS}; use fewer distinct rewards or a smaller G"
-        )
-    # count vectors n of the G - 1 others (stars and bars), and their multinomial coefficients
-    counts = np.empty((n_counts, K), dtype=np.intp)
-    for row, bars in enumerate(itertools.combinations(range(G + K - 2), K - 1)):
-        edges = (-1,) + bars + (G + K - 2,)
-        counts[row] = np.diff(edges) - 1
-    log_coef = math.lgamma(G) - np.array([sum(math.lgamma(c + 1) for c in n) for n in counts])
-    others = np.repeat(np.tile(v, (n_counts, 1)).ravel(), counts.ravel()).reshape(n_counts, G - 1)
-    R = np.concatenate([np.repeat(v, n_counts)[:, None], np.tile(others, (K, 1))], axis=1)  # (K·n, G)
-    A = np.asarray(advantage_fn(R))
-    if A.shape != R.shape or A.dtype == bool or not np.issubdtype(A.dtype, np.number) or np.iscomplexobj(A):
-        raise ValueError(f"advantage_fn must map real rewards (M, G) to real advantages (M, G); got shape {A.shape}")
-    if not np.all(np.isfinite(A)):
-        raise ValueError("advantage_fn returned NaN or inf")
-    if G > 1:  # exchangeability: moving the own reward to the last slot moves its advantage there
-        perm = np.r_[1:G, 0]
-        A_perm = np.asarray(advantage_fn(R[:, perm]))
-        if A_perm.shape != R.shape or np.abs(A_perm - A[:, perm]).max() > 1e-9 * (1 + np.abs(A).max()):
-            raise ValueError("advantage_fn must be permutation-equivariant (the same rule for every member of the group)")
-    A_own = A[:, 0].reshape(K, n_counts)
-    with np.errstate(divide="ignore"):
-        log_q = np.log(q)
-    # Π q_l^{n_l}, with 0^0 = 1: only the counts with n_l > 0 use log q_l
-    log_p = log_coef + np.einsum("...k,nk->...n", np.where(np.isneginf(log_q), 0.0, log_q), counts)
-    dead = np.einsum("...k,nk->...n", np.isneginf(log_q).astype(float), counts) > 0
-    prob = np.where(dead, 0.0, np.exp(log_p))
-    return np.einsum("...n,kn->...k", prob, A_own)
-
-
-def group_estimator_expectation(
-    tmdp: TokenMDP, θ, G: int, advantage_fn, *, sequence_weight=None, features=None, per_prompt: bool = False
-) -> np.ndarray:
-    r"""The exact expectation of a group-relative policy-gradient estimator, by conditioning on rewards.
-
-    For each prompt ``x``, ``G`` completions :math:`y_1, …, y_G \sim π_θ(\cdot|x)` are scored
-    :math:`r_i = r(x, y_i)` and the estimator is
-
-    .. math::
-
-        \hat g(x) = \frac1G \sum_{i=1}^G A_i(r_1, …, r_G)\; c(y_i)\; ∇_θ \log π_θ(y_i|x),
-
-    with ``A = advantage_fn`` (permutation-equivariant) and ``c = sequence_weight`` (1 by
-    default; ``1/|y|`` for GRPO's per-sequence token mean). Given its own reward, ``y_i`` is
-    independent of the other rewards, so with the distinct reward values ``v_k`` and
-    :func:`group_advantage_given_reward`
-
-    .. math::
-
-        E[\hat g(x)] = \sum_k E[A_1 \mid r_1 = v_k]\; E\big[c(y)\, ∇_θ\log π_θ(y|x)\, 1\{r(x, y) = v_k\}\big],
-
-    where the last expectation is a sum over every completion (:func:`completions`). For
-    ``c = 1`` it is :math:`∇_θ P(r = v_k \mid x)`. Returns :math:`E_{x∼ρ} E[\hat g(x)]`, or each
-    :math:`E[\hat g(x)]` with ``per_prompt=True``. With ``G = 1`` and ``A_1 = r_1`` this is
-    REINFORCE, whose expectation is :func:`policy_gradient`. Book: practice, language models, ``lm-groups``.
-
-    Parameters
-    ----------
-    tmdp, θ, features : the token MDP and policy, as in :func:`evaluate` (real ``θ``).
-    G : int ≥ 1, the group size.
-    advantage_fn : callable (M, G) -> (M, G), e.g. ``lambda r: group_advantages(r, divide_by_std=True)``.
-    sequence_weight : callable taking a :class:`TokenBatch` and returning ``c``, shape (N,), or None.
-    per_prompt : bool, return shape ``(n_prompts,) + θ.shape`` instead of ``θ.shape``.
-
-    Raises
-    ------
-    ValueError
-        As :func:`group_advantage_given_reward`, or if ``sequence_weight`` returns a bad array.
-    """
-    tmdp = _check_tmdp(tmdp)
-    c = completions(tmdp, θ, features)
-    values, k = np.unique(c.rewards, return_inverse=True)
-    q = np.zeros((tmdp.n_prompts, values.size))
-    np.add.at(q, (c.prompt_ids, k), c.p)
-    q /= q.sum(axis=1, keepdims=True)  # rounding only
-    cond = group_advantage_given_reward(q, values, G, advantage_fn)  # (n_prompts, K)
-    w = c.p * cond[c.prompt_ids, k]
-    if sequence_weight is not None:
-        cw = np.asarray(sequence_weight(c))
-        if cw.shape != (c.n,) or cw.dtype == bool or not np.issubdtype(cw.dtype, np.number) or np.iscomplexobj(cw):
-            raise ValueError(f"sequence_weight must return a real array of shape (N,) = ({c.n},), got {cw.shape}")
-        if not np.all(np.isfinite(cw)):
-            raise ValueError("sequence_weight returned NaN or inf")
-        w = w * cw
-    pol = _policy(tmdp, θ, features)[0]
-    rows = np.repeat(np.arange(c.n), c.lengths)
-    k_t, a_t = c.prefixes[c.mask], c.tokens[c.mask]  # row-major: the tokens of each completion in turn
-    W = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
-    np.add.at(W, (k_t, a_t), w[rows])  # Σ over the completions through (prefix, token) of their weight
-    if not per_prompt:
-        return pol.score_contract(tmdp.rho[tmdp.prompt_of][:, None] * W)
-    return np.stack([pol.score_contract(np.where((tmdp.prompt_of == i)[:, None], W, 0.0)) for i in range(tmdp.n_prompts)])
-
-
-# --- PPO at the token level: per-token rewards, GAE, the clipped surrogate, a Monte Carlo critic ---
-
-
-def _real_table(x, shape, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.dtype == bool or not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
-        raise ValueError(f"{name} must be a real array, got dtype {a.dtype}")
-    if a.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return a.astype(float)
 
 
 def long_answer_mdp(max_len: int = 16, targets=(4, 8, 12)) -> TokenMDP:
@@ -1013,180 +789,3 @@ def long_answer_mdp(max_len: int = 16, targets=(4, 8, 12)) -> TokenMDP:
         raise ValueError(f"targets must be a non-empty sequence of integers in [0, L) = [0, {L}), got {targets!r}")
     prompts = [(1,) * (i + 1) for i in range(len(targets))]
     return TokenMDP(2, prompts, L, target_verifier({x: (1,) * t for x, t in zip(prompts, targets)}, partial=True))
-
-
-def token_rewards(tmdp: TokenMDP, batch: TokenBatch, *, β: float = 0.0, θ=None, θ_ref=None, features=None) -> np.ndarray:
-    r"""Per-token rewards, shape (N, L): the verifier's ``r`` on the last real token, minus a KL term on every one.
-
-    .. math:: r_t = r(x, y)\, 1[t = |y| - 1] \;-\; β \log\frac{π_θ(y_t|s_t)}{π_{ref}(y_t|s_t)}, \qquad t < |y|,
-
-    and 0 on padding. The last real token is the EOS, or the ``L``-th token of a truncated
-    completion; a row with no real token (a mask emptied on purpose) gets no reward. The KL
-    term (``β > 0``, it needs ``θ`` and ``θ_ref``) is the per-token penalty of Ziegler et al.
-    and InstructGPT: its expected sum along a completion is the sequence KL
-    (:func:`sequence_kl`), and with it the returns are those of :func:`evaluate` with ``β``.
-    Book: language models II, ``ppo-gae``.
-    """
-    tmdp, batch = _check_tmdp(tmdp), _check_token_batch(tmdp, batch)
-    β = _check_β(β, θ_ref)
-    N = batch.n
-    r = np.zeros(batch.tokens.shape)
-    last = batch.lengths - 1
-    ok = last >= 0
-    r[np.arange(N)[ok], last[ok]] = batch.rewards[ok]
-    if β > 0:
-        if θ is None:
-            raise ValueError("a KL term in the reward (β > 0) needs the policy parameters θ")
-        log_ratio = token_log_probs(tmdp, θ, batch, features) - token_log_probs(tmdp, θ_ref, batch, features)
-        if np.iscomplexobj(log_ratio):
-            raise ValueError("token_rewards needs a real θ")
-        r = r - β * log_ratio
-    return np.where(batch.mask, r, 0.0)
-
-
-def gae_advantages(tmdp: TokenMDP, batch: TokenBatch, rewards, values, λ: float) -> np.ndarray:
-    r"""Token-level GAE with ``γ = 1``: :math:`\hat A_t = \sum_{l ≥ 0} λ^l δ_{t+l}`, shape (N, L).
-
-    .. math:: δ_t = r_t + V(s_{t+1}) - V(s_t), \qquad \hat A_t = δ_t + λ \hat A_{t+1},
-
-    over the real tokens of each row, with :math:`V(s_{|y|}) = 0` (the completion has ended, at
-    its EOS or at length ``L``) and 0 on padding. ``values`` is a critic, one number per
-    non-terminal prefix (shape (n_prefixes,)), read at ``batch.prefixes``. With the exact
-    ``V`` (:func:`state_values`) the advantages are unbiased for every ``λ``; with ``λ = 1``
-    they are the return-to-go minus ``V(s_t)``, and with ``V = 0`` too, every token of the
-    completion gets the return :math:`\sum_{t' ≥ t} r_{t'}` (REINFORCE). Book: language models II, ``ppo-gae``.
-    """
-    tmdp, batch = _check_tmdp(tmdp), _check_token_batch(tmdp, batch)
-    r = _real_table(rewards, batch.tokens.shape, "rewards")
-    V = _real_table(values, (tmdp.n_prefixes,), "values (one per non-terminal prefix)")
-    lam = float(λ)
-    if not (np.isfinite(lam) and 0.0 <= lam <= 1.0):
-        raise ValueError(f"λ must lie in [0, 1], got {λ!r}")
-    V_t = np.where(batch.mask, np.append(V, 0.0)[batch.prefixes], 0.0)  # the done state is worth 0
-    V_next = np.concatenate([V_t[:, 1:], np.zeros((batch.n, 1))], axis=1)  # 0 after the last real token
-    δ = np.where(batch.mask, np.where(batch.mask, r, 0.0) + V_next - V_t, 0.0)
-    A = np.zeros_like(δ)
-    nxt = np.zeros(batch.n)
-    for t in reversed(range(tmdp.max_len)):
-        nxt = δ[:, t] + lam * nxt
-        A[:, t] = nxt
-    return np.where(batch.mask, A, 0.0)
-
-
-def _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, ε, features):
-    eps = float(ε)
-    if not (np.isfinite(eps) and 0.0 < eps < 1.0):
-        raise ValueError(f"the clip range ε must lie in (0, 1), got {ε!r}")
-    Â = _real_table(advantages, batch.tokens.shape, "advantages")
-    old = token_log_probs(tmdp, θ_old, batch, features)
-    if np.iscomplexobj(old):
-        raise ValueError("θ_old must be real")
-    ρ = np.exp(token_log_probs(tmdp, θ, batch, features) - old)
-    # min(ρÂ, clip(ρ)Â) takes the clipped, constant branch only where the ratio has left the
-    # trust region in the direction the advantage pushes it; the real part decides (complex steps).
-    flat = ((Â > 0) & (ρ.real > 1 + eps)) | ((Â < 0) & (ρ.real < 1 - eps))
-    return ρ, Â, flat, eps
-
-
-def clipped_surrogate(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, advantages, ε: float = 0.2, features=None) -> np.ndarray:
-    r"""PPO's clipped surrogate per completion, :math:`\sum_t \min(ρ_t \hat A_t, \mathrm{clip}(ρ_t, 1-ε, 1+ε)\hat A_t)`, shape (N,).
-
-    :math:`ρ_t = π_θ(y_t|s_t) / π_{old}(y_t|s_t)` per real token, ``advantages`` (N, L) fixed
-    numbers (computed under ``θ_old``). The PPO objective (Schulman et al. 2017) is the mean of
-    these over a batch drawn from ``π_old`` (or their ``ρ(x) π_old(y|x)``-weighted sum over
-    :func:`completions` of ``θ_old``: the exact expectation). Accepts complex ``θ`` for complex
-    steps: the branch of ``min`` is chosen by the real part, so the result is analytic away
-    from the kinks ``ρ_t = 1 ± ε``. Book: language models II, ``ppo-clip``.
-    """
-    tmdp, batch = _check_tmdp(tmdp), _check_token_batch(tmdp, batch)
-    ρ, Â, flat, eps = _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, ε, features)
-    value = np.where(flat, np.clip(ρ.real, 1 - eps, 1 + eps) * Â, ρ * Â)
-    return np.where(batch.mask, value, 0.0).sum(axis=1)
-
-
-def clipped_surrogate_gradient(
-    tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, advantages, ε: float = 0.2, features=None
-) -> np.ndarray:
-    r"""``∇_θ`` of :func:`clipped_surrogate` per completion, shape ``(N,) + θ.shape``.
-
-    .. math:: \sum_t 1[\text{unclipped}_t]\; ρ_t \hat A_t\, ∇_θ \log π_θ(y_t|s_t),
-
-    where a token is clipped (gradient 0) when :math:`\hat A_t > 0, ρ_t > 1+ε` or
-    :math:`\hat A_t < 0, ρ_t < 1-ε`. At ``θ = θ_old`` every ``ρ_t = 1``: it is the policy-gradient
-    estimator with weights :math:`\hat A_t`. Book: language models II, ``ppo-clip``.
-    """
-    tmdp, batch = _check_tmdp(tmdp), _check_token_batch(tmdp, batch)
-    ρ, Â, flat, _ = _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, ε, features)
-    if np.iscomplexobj(ρ):
-        raise ValueError("clipped_surrogate_gradient needs a real θ")
-    return score_sum(tmdp, θ, batch, np.where(batch.mask & ~flat, ρ * Â, 0.0), features)
-
-
-def clip_fraction(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, ε: float = 0.2, features=None) -> float:
-    r"""The fraction of real tokens whose ratio has left :math:`[1-ε, 1+ε]`: PPO's logged ``clipfrac``.
-
-    Book: language models II, ``ppo-clip``.
-    """
-    tmdp, batch = _check_tmdp(tmdp), _check_token_batch(tmdp, batch)
-    eps = float(ε)
-    if not (np.isfinite(eps) and 0.0 < eps < 1.0):
-        raise ValueError(f"the clip range ε must lie in (0, 1), got {ε!r}")
-    log_ratio = token_log_probs(tmdp, θ, batch, features) - token_log_probs(tmdp, θ_old, batch, features)
-    if np.iscomplexobj(log_ratio):
-        raise ValueError("clip_fraction needs real parameters")
-    return float((np.abs(np.exp(log_ratio) - 1.0) > eps)[batch.mask].mean())
-
-
-def conditional_expectation(tmdp: TokenMDP, batch: TokenBatch, X) -> tuple[np.ndarray, np.ndarray]:
-    r"""``E[X_t | s_t = s, y_t = a]`` per (prefix, token) over an enumeration, and ``Pr(s_t = s, y_t = a)``.
-
-    ``batch`` comes from :func:`completions` (it needs ``p``); ``X`` (N, L) is a per-token
-    quantity, for example advantages. Each completion weighs :math:`ρ(x)\, π_θ(y|x)`; the second
-    result is :math:`μ(s)\, π_θ(a|s)`, and the first is 0 where that is 0. Book: language models II, ``ppo-critic``.
-    """
-    tmdp, batch = _check_tmdp(tmdp), _check_token_batch(tmdp, batch)
-    if batch.p is None:
-        raise ValueError("conditional_expectation needs an enumeration with probabilities p (completions(tmdp, θ))")
-    X = _real_table(X, batch.tokens.shape, "X")
-    w = np.broadcast_to((tmdp.rho[batch.prompt_ids] * batch.p)[:, None], X.shape)[batch.mask]
-    k, a = batch.prefixes[batch.mask], batch.tokens[batch.mask]
-    prob = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
-    num = np.zeros_like(prob)
-    np.add.at(prob, (k, a), w)
-    np.add.at(num, (k, a), w * X[batch.mask])
-    return np.divide(num, prob, out=np.zeros_like(num), where=prob > 0), prob
-
-
-def fit_values(
-    tmdp: TokenMDP, θ, values, *, steps: int, step_size: float, G: int, rng: np.random.Generator,
-    β: float = 0.0, θ_ref=None, features=None, history: bool = False,
-) -> np.ndarray:
-    r"""A tabular critic after ``steps`` of Monte Carlo regression on returns sampled from ``π_θ``.
-
-    Each step draws ``G`` completions per prompt (:func:`sample_groups`), computes the
-    returns-to-go :math:`G_t = \sum_{t' ≥ t} r_{t'}` of :func:`token_rewards` (KL term included
-    when ``β > 0``), and takes one gradient step on :math:`\frac1{2N}\sum_{i,t}(G_{i,t} - V(s_{i,t}))^2`:
-
-    .. math:: V(s) \leftarrow V(s) + \frac{α}{N} \sum_{i,t:\ s_{i,t} = s} \big(G_{i,t} - V(s)\big),
-
-    with ``α = step_size`` and ``N`` the number of completions. A prefix moves in proportion to
-    how often it is visited, so rarely visited prefixes keep their initial value. Returns ``V``
-    (n_prefixes,), or with ``history=True`` the values before and after each step, (steps + 1, n_prefixes).
-    Book: language models II, ``ppo-critic``.
-    """
-    tmdp = _check_tmdp(tmdp)
-    V = _real_table(values, (tmdp.n_prefixes,), "values (one per non-terminal prefix)").copy()
-    steps = as_count(steps, "steps", minimum=0, maximum=10**6)
-    α = float(step_size)
-    if not (np.isfinite(α) and α > 0):
-        raise ValueError(f"step_size must be a positive number, got {step_size!r}")
-    out = [V.copy()]
-    zeros = np.zeros(tmdp.n_prefixes)
-    for _ in range(steps):
-        b = sample_groups(tmdp, θ, G=G, rng=rng, features=features)
-        ret = gae_advantages(tmdp, b, token_rewards(tmdp, b, β=β, θ=θ, θ_ref=θ_ref, features=features), zeros, 1.0)
-        k = b.prefixes[b.mask]
-        resid = np.bincount(k, ret[b.mask], minlength=tmdp.n_prefixes) - np.bincount(k, minlength=tmdp.n_prefixes) * V
-        V = V + α * resid / b.n
-        out.append(V.copy())
-    return np.array(out) if history else V

@@ -61,7 +61,7 @@ def test_correct_whitening_only_rescales():
     tmdp, φ, θ_ref, θ = toy()
     c = tk.completions(tmdp, θ, φ)
     q = tmdp.rho[c.prompt_ids] * c.p
-    Â = tk.gae_advantages(tmdp, c, tk.token_rewards(tmdp, c, β=β, θ=θ, θ_ref=θ_ref, features=φ),
+    Â = pg.ppo.gae_advantages(tmdp, c, pg.ppo.token_rewards(tmdp, c, β=β, θ=θ, θ_ref=θ_ref, features=φ),
                           tk.state_values(tmdp, θ, β=β, θ_ref=θ_ref, features=φ), λ)
     x, wt = Â[c.mask], np.broadcast_to(q[:, None], Â.shape)[c.mask]  # every real token, its probability
     σ = np.sqrt(np.cov(x, aweights=wt, bias=True))
@@ -155,7 +155,7 @@ def test_whitening_over_the_padded_batch_changes_the_scale(name, threshold):
     kw = dict(λ=λ, β=β, θ_ref=θ_ref, features=φ)
     c = tk.completions(tmdp, θ, φ)
     q = tmdp.rho[c.prompt_ids] * c.p
-    Â = tk.gae_advantages(tmdp, c, tk.token_rewards(tmdp, c, β=β, θ=θ, θ_ref=θ_ref, features=φ),
+    Â = pg.ppo.gae_advantages(tmdp, c, pg.ppo.token_rewards(tmdp, c, β=β, θ=θ, θ_ref=θ_ref, features=φ),
                           tk.state_values(tmdp, θ, β=β, θ_ref=θ_ref, features=φ), λ)
     wt = np.broadcast_to(q[:, None], Â.shape)
     σ_real = np.sqrt(np.cov(Â[c.mask], aweights=wt[c.mask], bias=True))

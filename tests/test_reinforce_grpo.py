@@ -14,10 +14,10 @@ import pytest
 import pgnotes as pg
 from pgnotes import tokens as tk
 
-MEAN = lambda r: tk.group_advantages(r)  # noqa: E731
-LOO = lambda r: tk.group_advantages(r, baseline="loo")  # noqa: E731
-GRPO = lambda r: tk.group_advantages(r, divide_by_std=True)  # noqa: E731
-GRPO1 = lambda r: tk.group_advantages(r, divide_by_std=True, ddof=1)  # noqa: E731
+MEAN = lambda r: pg.groups.group_advantages(r)  # noqa: E731
+LOO = lambda r: pg.groups.group_advantages(r, baseline="loo")  # noqa: E731
+GRPO = lambda r: pg.groups.group_advantages(r, divide_by_std=True)  # noqa: E731
+GRPO1 = lambda r: pg.groups.group_advantages(r, divide_by_std=True, ddof=1)  # noqa: E731
 INV_LEN = lambda b: 1.0 / b.lengths  # noqa: E731
 
 
@@ -34,22 +34,22 @@ def test_group_advantages_closed_forms():
     rng = np.random.default_rng(0)
     r = rng.integers(0, 2, size=(50, 6)).astype(float)
     G = r.shape[1]
-    A = tk.group_advantages(r)
+    A = pg.groups.group_advantages(r)
     assert np.allclose(A.sum(axis=1), 0.0)
-    assert np.allclose(tk.group_advantages(r, baseline="loo"), G / (G - 1) * A)  # RLOO = G/(G−1) × mean-baseline
-    assert np.array_equal(tk.group_advantages(r, baseline="none"), r)
-    pop = tk.group_advantages(r, divide_by_std=True, eps=0.0)
-    bes = tk.group_advantages(r, divide_by_std=True, ddof=1, eps=0.0)
+    assert np.allclose(pg.groups.group_advantages(r, baseline="loo"), G / (G - 1) * A)  # RLOO = G/(G−1) × mean-baseline
+    assert np.array_equal(pg.groups.group_advantages(r, baseline="none"), r)
+    pop = pg.groups.group_advantages(r, divide_by_std=True, eps=0.0)
+    bes = pg.groups.group_advantages(r, divide_by_std=True, ddof=1, eps=0.0)
     assert np.allclose(bes, np.sqrt((G - 1) / G) * pop)
     live = r.std(axis=1) > 0
     assert np.allclose(pop[live].std(axis=1), 1.0) and np.all(pop[~live] == 0)
     # constant groups carry no signal, with or without eps
     c = np.ones((3, 4))
     for eps in (0.0, 1e-4):
-        assert np.all(tk.group_advantages(c, divide_by_std=True, eps=eps) == 0)
+        assert np.all(pg.groups.group_advantages(c, divide_by_std=True, eps=eps) == 0)
     # G = 2, 0/1 rewards: GRPO with the population std is RLOO
     r2 = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])
-    assert np.allclose(tk.group_advantages(r2, divide_by_std=True, eps=0.0), tk.group_advantages(r2, baseline="loo"))
+    assert np.allclose(pg.groups.group_advantages(r2, divide_by_std=True, eps=0.0), pg.groups.group_advantages(r2, baseline="loo"))
 
 
 @pytest.mark.parametrize("fn", [MEAN, LOO, GRPO, GRPO1, lambda r: np.sign(r - np.median(r, axis=1, keepdims=True))])
@@ -59,7 +59,7 @@ def test_advantage_given_reward_against_all_reward_tuples(fn, G):
         return
     values = np.array([0.0, 0.5, 1.0])
     q = np.array([[0.2, 0.3, 0.5], [0.0, 0.9, 0.1], [1.0, 0.0, 0.0]])
-    got = tk.group_advantage_given_reward(q, values, G, fn)
+    got = pg.groups.group_advantage_given_reward(q, values, G, fn)
     tuples = np.array(list(itertools.product(range(3), repeat=G)))  # every reward tuple, own reward first
     A1 = fn(values[tuples])[:, 0]
     for i in range(q.shape[0]):
@@ -73,9 +73,9 @@ def test_advantage_given_reward_closed_forms_for_mean_and_loo():
     q = np.random.default_rng(1).dirichlet(np.ones(3), size=5)
     mean_r = q @ values
     for G in (2, 5, 17):
-        m = tk.group_advantage_given_reward(q, values, G, MEAN)
+        m = pg.groups.group_advantage_given_reward(q, values, G, MEAN)
         assert np.allclose(m, (1 - 1 / G) * (values[None, :] - mean_r[:, None]))  # the shrinkage (G − 1)/G
-        loo = tk.group_advantage_given_reward(q, values, G, LOO)
+        loo = pg.groups.group_advantage_given_reward(q, values, G, LOO)
         assert np.allclose(loo, values[None, :] - mean_r[:, None])
 
 
@@ -88,7 +88,7 @@ def test_expectation_against_every_tuple_of_completions(param, G, fn, seq):
     c = tk.completions(tmdp, θ, φ)
     S = tk.score_sum(tmdp, θ, c, features=φ).reshape(c.n, -1)  # ∇log π(y|x) per completion
     cw = np.ones(c.n) if seq is None else seq(c)
-    got = tk.group_estimator_expectation(tmdp, θ, G, fn, sequence_weight=seq, features=φ, per_prompt=True)
+    got = pg.groups.group_estimator_expectation(tmdp, θ, G, fn, sequence_weight=seq, features=φ, per_prompt=True)
     for x in range(tmdp.n_prompts):
         rows = np.flatnonzero(c.prompt_ids == x)
         tup = np.array(list(itertools.product(rows, repeat=G)))  # every group of completions of x
@@ -97,7 +97,7 @@ def test_expectation_against_every_tuple_of_completions(param, G, fn, seq):
         est = np.einsum("ng,ng,ngd->nd", A, cw[tup], S[tup]) / G
         ref = (prob[:, None] * est).sum(axis=0)
         assert np.allclose(got[x].ravel(), ref, atol=1e-13)
-    total = tk.group_estimator_expectation(tmdp, θ, G, fn, sequence_weight=seq, features=φ)
+    total = pg.groups.group_estimator_expectation(tmdp, θ, G, fn, sequence_weight=seq, features=φ)
     assert np.allclose(total, np.tensordot(tmdp.rho, got, axes=1), atol=1e-14)
 
 
@@ -108,20 +108,20 @@ def test_reinforce_mean_and_loo_against_the_policy_gradient(param):
     φ = tk.token_features(tmdp) if param else None
     θ = rng.standard_normal((tmdp.n_prefixes, 4) if φ is None else φ.shape[2])
     g = tk.policy_gradient(tmdp, θ, features=φ)
-    assert pg.check.relative_error(tk.group_estimator_expectation(tmdp, θ, 1, lambda r: r, features=φ), g) < 1e-12
+    assert pg.check.relative_error(pg.groups.group_estimator_expectation(tmdp, θ, 1, lambda r: r, features=φ), g) < 1e-12
     for G in (2, 7, 32):
-        m = tk.group_estimator_expectation(tmdp, θ, G, MEAN, features=φ)
+        m = pg.groups.group_estimator_expectation(tmdp, θ, G, MEAN, features=φ)
         assert pg.check.relative_error(m, (G - 1) / G * g) < 1e-12
-        assert pg.check.relative_error(tk.group_estimator_expectation(tmdp, θ, G, LOO, features=φ), g) < 1e-12
+        assert pg.check.relative_error(pg.groups.group_estimator_expectation(tmdp, θ, G, LOO, features=φ), g) < 1e-12
     # 0/1 reward: GRPO reweights each prompt's ∇p(x) by w(p(x), G) = E[A | r = 1] − E[A | r = 0]
     ev = tk.evaluate(tmdp, θ, features=φ)
-    grad_p = tk.group_estimator_expectation(tmdp, θ, 1, lambda r: r, features=φ, per_prompt=True)
+    grad_p = pg.groups.group_estimator_expectation(tmdp, θ, 1, lambda r: r, features=φ, per_prompt=True)
     q = np.stack([1 - ev.reward, ev.reward], axis=1)
     for G in (2, 8):
-        cond = tk.group_advantage_given_reward(q, [0.0, 1.0], G, GRPO)
+        cond = pg.groups.group_advantage_given_reward(q, [0.0, 1.0], G, GRPO)
         w = cond[:, 1] - cond[:, 0]
         ref = np.tensordot(tmdp.rho * w, grad_p, axes=1)
-        assert pg.check.relative_error(tk.group_estimator_expectation(tmdp, θ, G, GRPO, features=φ), ref) < 1e-12
+        assert pg.check.relative_error(pg.groups.group_estimator_expectation(tmdp, θ, G, GRPO, features=φ), ref) < 1e-12
 
 
 @pytest.mark.parametrize("fn,seq", [(MEAN, None), (GRPO, None), (GRPO1, INV_LEN)])
@@ -130,7 +130,7 @@ def test_expectation_against_monte_carlo(fn, seq):
     φ = tk.token_features(tmdp)
     θ = np.random.default_rng(5).standard_normal(φ.shape[2])
     G, M = 4, 40_000
-    exact = tk.group_estimator_expectation(tmdp, θ, G, fn, sequence_weight=seq, features=φ)
+    exact = pg.groups.group_estimator_expectation(tmdp, θ, G, fn, sequence_weight=seq, features=φ)
     b = tk.sample_groups(tmdp, θ, G=G, rng=np.random.default_rng(7), prompt_ids=np.repeat(np.arange(3), M), features=φ)
     A = fn(b.rewards.reshape(-1, G)).ravel()
     cw = np.ones(b.n) if seq is None else seq(b)
@@ -144,28 +144,28 @@ def test_expectation_against_monte_carlo(fn, seq):
 def test_bad_inputs():
     v = [0.0, 1.0]
     with pytest.raises(ValueError, match="permutation-equivariant"):
-        tk.group_advantage_given_reward([0.5, 0.5], v, 3, lambda r: r - r[:, :1])
+        pg.groups.group_advantage_given_reward([0.5, 0.5], v, 3, lambda r: r - r[:, :1])
     with pytest.raises(ValueError, match="shape"):
-        tk.group_advantage_given_reward([0.5, 0.5], v, 3, lambda r: r[:, :2])
+        pg.groups.group_advantage_given_reward([0.5, 0.5], v, 3, lambda r: r[:, :2])
     with pytest.raises(ValueError, match="NaN"):
-        tk.group_advantage_given_reward([0.5, 0.5], v, 3, lambda r: np.full(r.shape, np.nan))
+        pg.groups.group_advantage_given_reward([0.5, 0.5], v, 3, lambda r: np.full(r.shape, np.nan))
     with pytest.raises(ValueError, match="probability"):
-        tk.group_advantage_given_reward([0.5, 0.6], v, 3, MEAN)
+        pg.groups.group_advantage_given_reward([0.5, 0.6], v, 3, MEAN)
     with pytest.raises(ValueError, match="distinct"):
-        tk.group_advantage_given_reward([0.5, 0.5], [1.0, 1.0], 3, MEAN)
+        pg.groups.group_advantage_given_reward([0.5, 0.5], [1.0, 1.0], 3, MEAN)
     with pytest.raises(ValueError, match="MAX_GROUP_CONFIGURATIONS"):
-        tk.group_advantage_given_reward(np.full(12, 1 / 12), np.arange(12.0), 64, MEAN)
+        pg.groups.group_advantage_given_reward(np.full(12, 1 / 12), np.arange(12.0), 64, MEAN)
     with pytest.raises(ValueError, match="G ≥ 2"):
-        tk.group_advantages(np.ones((3, 1)), baseline="loo")
+        pg.groups.group_advantages(np.ones((3, 1)), baseline="loo")
     with pytest.raises(ValueError, match="baseline"):
-        tk.group_advantages(np.ones((3, 2)), baseline="median")
+        pg.groups.group_advantages(np.ones((3, 2)), baseline="median")
     with pytest.raises(ValueError, match="NaN"):
-        tk.group_advantages(np.array([[1.0, np.nan]]))
+        pg.groups.group_advantages(np.array([[1.0, np.nan]]))
     with pytest.raises(ValueError, match="ddof"):
-        tk.group_advantages(np.ones((3, 2)), ddof=2)
+        pg.groups.group_advantages(np.ones((3, 2)), ddof=2)
     tmdp = tk.toy_mdp()
     θ = np.zeros((tmdp.n_prefixes, 4))
     with pytest.raises(ValueError, match="sequence_weight"):
-        tk.group_estimator_expectation(tmdp, θ, 2, MEAN, sequence_weight=lambda b: np.ones(3))
+        pg.groups.group_estimator_expectation(tmdp, θ, 2, MEAN, sequence_weight=lambda b: np.ones(3))
     with pytest.raises(TypeError, match="TokenMDP"):
-        tk.group_estimator_expectation(pg.envs.two_state_mdp(0.9), θ, 2, MEAN)
+        pg.groups.group_estimator_expectation(pg.envs.two_state_mdp(0.9), θ, 2, MEAN)

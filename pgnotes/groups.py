@@ -1,0 +1,228 @@
+r"""Group-relative estimators on token MDPs: REINFORCE, RLOO and GRPO advantages, exact expectations.
+
+A group is ``G`` completions of one prompt. This module computes group advantages the way
+GRPO, Dr. GRPO and RLOO do, and the exact expectation of the resulting gradient estimators on
+a :class:`~pgnotes.tokens.TokenMDP`, so that each can be compared with the exact ``∇J``.
+Book: language models I, ``lm-groups`` and ``lm-grpo``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._validate import as_count
+from .tokens import TokenMDP, check_token_mdp, completions, token_policy
+
+__all__ = [
+    "MAX_GROUP_CONFIGURATIONS",
+    "group_advantages",
+    "group_advantage_given_reward",
+    "group_estimator_expectation",
+]
+
+#: Largest number of reward configurations (own reward × counts of the others) enumerated by
+#: :func:`group_advantage_given_reward`.
+MAX_GROUP_CONFIGURATIONS = 2_000_000
+
+
+def group_advantages(rewards, *, baseline: str = "mean", divide_by_std: bool = False, ddof: int = 0, eps: float = 1e-4) -> np.ndarray:
+    r"""Group-relative advantages of ``G`` completions of one prompt, over the last axis of ``rewards``.
+
+    .. math::
+
+        A_i = \frac{r_i - b_i}{\mathrm{std}(r_1, …, r_G) + ε}\ \text{(with divide_by_std)}, \qquad
+        A_i = r_i - b_i \ \text{(without)},
+
+    with the baseline ``b_i`` the group mean :math:`\bar r = \frac1G \sum_j r_j` (``"mean"``,
+    as in GRPO and Dr. GRPO), the mean of the *other* rewards :math:`\frac{1}{G-1}\sum_{j≠i} r_j`
+    (``"loo"``, leave-one-out, as in RLOO), or 0 (``"none"``, plain REINFORCE). The standard
+    deviation is the population one (``ddof=0``) or Bessel-corrected (``ddof=1``, the default of
+    ``torch.std``). A group whose rewards are all equal gets ``A = 0`` with the mean baseline (and,
+    with ``eps = 0``, ``A = 0`` wherever the standard deviation is 0).
+    Book: practice, language models, ``lm-groups``.
+
+    Parameters
+    ----------
+    rewards : array of shape (..., G), real and finite; ``G ≥ 2`` for ``"loo"`` or ``ddof=1``.
+    baseline : ``"mean"``, ``"loo"`` or ``"none"``.
+    divide_by_std : bool, divide by the group's standard deviation plus ``eps`` (GRPO).
+    ddof : 0 or 1, the degrees of freedom of the standard deviation.
+    eps : float ≥ 0, added to the standard deviation.
+
+    Returns
+    -------
+    float array, the shape of ``rewards``.
+    """
+    r = np.asarray(rewards)
+    if r.dtype == bool or not np.issubdtype(r.dtype, np.number) or np.iscomplexobj(r) or r.ndim == 0:
+        raise ValueError(f"rewards must be a real array of shape (..., G), got {rewards!r}")
+    r = r.astype(float)
+    if not np.all(np.isfinite(r)):
+        raise ValueError("rewards contain NaN or inf")
+    G = r.shape[-1]
+    if baseline not in ("mean", "loo", "none"):
+        raise ValueError(f"baseline must be 'mean', 'loo' or 'none', got {baseline!r}")
+    if ddof not in (0, 1) or isinstance(ddof, bool):
+        raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
+    eps = float(eps)
+    if not (np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number ≥ 0, got {eps}")
+    need = 2 if (baseline == "loo" or (divide_by_std and ddof == 1)) else 1
+    if G < need:
+        raise ValueError(f"this advantage needs groups of G ≥ 2 completions, got G = {G}")
+    total = r.sum(axis=-1, keepdims=True)
+    if baseline == "mean":
+        A = r - total / G
+    elif baseline == "loo":
+        A = r - (total - r) / (G - 1)
+    else:
+        A = r.copy()
+    if divide_by_std:
+        scale = r.std(axis=-1, ddof=ddof, keepdims=True) + eps
+        A = np.divide(A, scale, out=np.zeros_like(A), where=scale > 0)  # eps = 0: equal rewards give A = 0
+    return A
+
+
+def group_advantage_given_reward(q, values, G: int, advantage_fn) -> np.ndarray:
+    r"""``E[A_1 | r_1 = v_k]``: the mean advantage of a completion given its own reward, in a group of ``G``.
+
+    The ``G`` rewards of a group are i.i.d. with ``P(r = v_k) = q_k``. Given ``r_1 = v``, the
+    other ``G - 1`` rewards keep their law, and an exchangeable advantage depends on them only
+    through their counts :math:`n \sim \mathrm{Multinomial}(G-1, q)`, so
+
+    .. math::
+
+        E[A_1 \mid r_1 = v_k] = \sum_{n} \binom{G-1}{n_1, …, n_K} \prod_l q_l^{n_l}\;
+        A_1(v_k, \underbrace{v_1, …, v_1}_{n_1}, …, \underbrace{v_K, …, v_K}_{n_K}),
+
+    a finite sum over the :math:`\binom{G+K-2}{K-1}` count vectors (``G`` of them for a 0/1 reward).
+    Book: practice, language models, ``lm-groups``.
+
+    Parameters
+    ----------
+    q : array of shape (..., K), the probabilities of the reward values (each row sums to 1).
+    values : array of shape (K,), the distinct reward values.
+    G : int ≥ 1, the group size.
+    advantage_fn : callable mapping rewards (M, G) to advantages (M, G), permutation-equivariant
+        (permuting a group's rewards permutes its advantages), e.g. ``group_advantages``.
+
+    Returns
+    -------
+    array of shape (..., K).
+
+    Raises
+    ------
+    ValueError
+        On a bad ``q`` or ``values``, more than :data:`MAX_GROUP_CONFIGURATIONS` configurations,
+        or an ``advantage_fn`` that returns the wrong shape, non-finite numbers, or is not
+        permutation-equivariant.
+    """
+    import itertools
+    import math
+
+    v = np.asarray(values, dtype=float)
+    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)) or np.unique(v).size != v.size:
+        raise ValueError(f"values must be a 1-d array of distinct finite reward values, got {values!r}")
+    K = v.size
+    q = np.asarray(q, dtype=float)
+    if q.ndim == 0 or q.shape[-1] != K:
+        raise ValueError(f"q must have shape (..., K) = (..., {K}), got {q.shape}")
+    if not np.all(np.isfinite(q)) or np.any(q < 0) or np.abs(q.sum(axis=-1) - 1).max() > 1e-9:
+        raise ValueError("each row of q must be a probability vector (non-negative, summing to 1)")
+    G = as_count(G, "G (completions per prompt)", minimum=1, maximum=10_000)
+    n_counts = math.comb(G + K - 2, K - 1)
+    if n_counts * K > MAX_GROUP_CONFIGURATIONS:
+        raise ValueError(
+            f"{K} reward values and G = {G} give {n_counts * K} configurations, more than "
+            f"MAX_GROUP_CONFIGURATIONS = {MAX_GROUP_CONFIGURATIONS}; use fewer distinct rewards or a smaller G"
+        )
+    # count vectors n of the G - 1 others (stars and bars), and their multinomial coefficients
+    counts = np.empty((n_counts, K), dtype=np.intp)
+    for row, bars in enumerate(itertools.combinations(range(G + K - 2), K - 1)):
+        edges = (-1,) + bars + (G + K - 2,)
+        counts[row] = np.diff(edges) - 1
+    log_coef = math.lgamma(G) - np.array([sum(math.lgamma(c + 1) for c in n) for n in counts])
+    others = np.repeat(np.tile(v, (n_counts, 1)).ravel(), counts.ravel()).reshape(n_counts, G - 1)
+    R = np.concatenate([np.repeat(v, n_counts)[:, None], np.tile(others, (K, 1))], axis=1)  # (K·n, G)
+    A = np.asarray(advantage_fn(R))
+    if A.shape != R.shape or A.dtype == bool or not np.issubdtype(A.dtype, np.number) or np.iscomplexobj(A):
+        raise ValueError(f"advantage_fn must map real rewards (M, G) to real advantages (M, G); got shape {A.shape}")
+    if not np.all(np.isfinite(A)):
+        raise ValueError("advantage_fn returned NaN or inf")
+    if G > 1:  # exchangeability: moving the own reward to the last slot moves its advantage there
+        perm = np.r_[1:G, 0]
+        A_perm = np.asarray(advantage_fn(R[:, perm]))
+        if A_perm.shape != R.shape or np.abs(A_perm - A[:, perm]).max() > 1e-9 * (1 + np.abs(A).max()):
+            raise ValueError("advantage_fn must be permutation-equivariant (the same rule for every member of the group)")
+    A_own = A[:, 0].reshape(K, n_counts)
+    with np.errstate(divide="ignore"):
+        log_q = np.log(q)
+    # Π q_l^{n_l}, with 0^0 = 1: only the counts with n_l > 0 use log q_l
+    log_p = log_coef + np.einsum("...k,nk->...n", np.where(np.isneginf(log_q), 0.0, log_q), counts)
+    dead = np.einsum("...k,nk->...n", np.isneginf(log_q).astype(float), counts) > 0
+    prob = np.where(dead, 0.0, np.exp(log_p))
+    return np.einsum("...n,kn->...k", prob, A_own)
+
+
+def group_estimator_expectation(
+    tmdp: TokenMDP, θ, G: int, advantage_fn, *, sequence_weight=None, features=None, per_prompt: bool = False
+) -> np.ndarray:
+    r"""The exact expectation of a group-relative policy-gradient estimator, by conditioning on rewards.
+
+    For each prompt ``x``, ``G`` completions :math:`y_1, …, y_G \sim π_θ(\cdot|x)` are scored
+    :math:`r_i = r(x, y_i)` and the estimator is
+
+    .. math::
+
+        \hat g(x) = \frac1G \sum_{i=1}^G A_i(r_1, …, r_G)\; c(y_i)\; ∇_θ \log π_θ(y_i|x),
+
+    with ``A = advantage_fn`` (permutation-equivariant) and ``c = sequence_weight`` (1 by
+    default; ``1/|y|`` for GRPO's per-sequence token mean). Given its own reward, ``y_i`` is
+    independent of the other rewards, so with the distinct reward values ``v_k`` and
+    :func:`group_advantage_given_reward`
+
+    .. math::
+
+        E[\hat g(x)] = \sum_k E[A_1 \mid r_1 = v_k]\; E\big[c(y)\, ∇_θ\log π_θ(y|x)\, 1\{r(x, y) = v_k\}\big],
+
+    where the last expectation is a sum over every completion (:func:`~pgnotes.tokens.completions`). For
+    ``c = 1`` it is :math:`∇_θ P(r = v_k \mid x)`. Returns :math:`E_{x∼ρ} E[\hat g(x)]`, or each
+    :math:`E[\hat g(x)]` with ``per_prompt=True``. With ``G = 1`` and ``A_1 = r_1`` this is
+    REINFORCE, whose expectation is :func:`~pgnotes.tokens.policy_gradient`. Book: practice, language models, ``lm-groups``.
+
+    Parameters
+    ----------
+    tmdp, θ, features : the token MDP and policy, as in :func:`~pgnotes.tokens.evaluate` (real ``θ``).
+    G : int ≥ 1, the group size.
+    advantage_fn : callable (M, G) -> (M, G), e.g. ``lambda r: group_advantages(r, divide_by_std=True)``.
+    sequence_weight : callable taking a :class:`TokenBatch` and returning ``c``, shape (N,), or None.
+    per_prompt : bool, return shape ``(n_prompts,) + θ.shape`` instead of ``θ.shape``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`group_advantage_given_reward`, or if ``sequence_weight`` returns a bad array.
+    """
+    tmdp = check_token_mdp(tmdp)
+    c = completions(tmdp, θ, features)
+    values, k = np.unique(c.rewards, return_inverse=True)
+    q = np.zeros((tmdp.n_prompts, values.size))
+    np.add.at(q, (c.prompt_ids, k), c.p)
+    q /= q.sum(axis=1, keepdims=True)  # rounding only
+    cond = group_advantage_given_reward(q, values, G, advantage_fn)  # (n_prompts, K)
+    w = c.p * cond[c.prompt_ids, k]
+    if sequence_weight is not None:
+        cw = np.asarray(sequence_weight(c))
+        if cw.shape != (c.n,) or cw.dtype == bool or not np.issubdtype(cw.dtype, np.number) or np.iscomplexobj(cw):
+            raise ValueError(f"sequence_weight must return a real array of shape (N,) = ({c.n},), got {cw.shape}")
+        if not np.all(np.isfinite(cw)):
+            raise ValueError("sequence_weight returned NaN or inf")
+        w = w * cw
+    pol = token_policy(tmdp, θ, features)[0]
+    rows = np.repeat(np.arange(c.n), c.lengths)
+    k_t, a_t = c.prefixes[c.mask], c.tokens[c.mask]  # row-major: the tokens of each completion in turn
+    W = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
+    np.add.at(W, (k_t, a_t), w[rows])  # Σ over the completions through (prefix, token) of their weight
+    if not per_prompt:
+        return pol.score_contract(tmdp.rho[tmdp.prompt_of][:, None] * W)
+    return np.stack([pol.score_contract(np.where((tmdp.prompt_of == i)[:, None], W, 0.0)) for i in range(tmdp.n_prompts)])
