@@ -27,6 +27,7 @@ __all__ = [
     "symbolic_objective",
     "symbolic_gradient",
     "relative_error",
+    "angle",
 ]
 
 
@@ -146,3 +147,19 @@ def relative_error(x, y) -> float:
     r"""``‖x - y‖ / max(‖y‖, tiny)``: the error of ``x`` measured against the reference ``y``."""
     x, y = np.asarray(x), np.asarray(y)
     return float(np.linalg.norm(x - y) / max(np.linalg.norm(y), np.finfo(float).tiny))
+
+
+def angle(u, v) -> float:
+    r"""The angle between two arrays as vectors, in degrees; ``nan`` if either is zero.
+
+    Book: used wherever two gradients are compared (language models I, ``lm-rloo``).
+
+    Computed as :math:`2 \operatorname{atan2}(\|\hat u - \hat v\|, \|\hat u + \hat v\|)` with unit
+    vectors, accurate for tiny angles too (``arccos`` of a dot product is not).
+    """
+    u, v = np.ravel(np.asarray(u, dtype=float)), np.ravel(np.asarray(v, dtype=float))
+    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+    if nu == 0 or nv == 0:
+        return float("nan")
+    u, v = u / nu, v / nv
+    return float(np.degrees(2.0 * np.arctan2(np.linalg.norm(u - v), np.linalg.norm(u + v))))

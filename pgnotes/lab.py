@@ -39,6 +39,7 @@ import numpy as np
 from . import ppo
 from . import tokens as tk
 from ._validate import as_count
+from .check import angle
 
 __all__ = [
     "MISTAKES",
@@ -74,18 +75,6 @@ MISTAKES = {
 }
 
 
-def angle(u, v) -> float:
-    r"""The angle between two arrays as vectors, in degrees; ``nan`` if either is zero.
-
-    Computed as :math:`2 \operatorname{atan2}(\|\hat u - \hat v\|, \|\hat u + \hat v\|)` with unit
-    vectors, accurate for tiny angles too (``arccos`` of a dot product is not).
-    """
-    u, v = np.ravel(np.asarray(u, dtype=float)), np.ravel(np.asarray(v, dtype=float))
-    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
-    if nu == 0 or nv == 0:
-        return float("nan")
-    u, v = u / nu, v / nv
-    return float(np.degrees(2.0 * np.arctan2(np.linalg.norm(u - v), np.linalg.norm(u + v))))
 
 
 def prompt_blind_values(tmdp: tk.TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None) -> np.ndarray:

@@ -31,6 +31,8 @@ fails loudly instead of reading a wrong entry.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -70,6 +72,9 @@ __all__ = [
     "check_kl_coefficient",
     "token_policy",
     "long_answer_mdp",
+    "row_weights",
+    "subset",
+    "at_tokens",
 ]
 
 #: The end-of-sequence token.
@@ -789,3 +794,54 @@ def long_answer_mdp(max_len: int = 16, targets=(4, 8, 12)) -> TokenMDP:
         raise ValueError(f"targets must be a non-empty sequence of integers in [0, L) = [0, {L}), got {targets!r}")
     prompts = [(1,) * (i + 1) for i in range(len(targets))]
     return TokenMDP(2, prompts, L, target_verifier({x: (1,) * t for x, t in zip(prompts, targets)}, partial=True))
+
+
+def row_weights(tmdp: TokenMDP, batch: TokenBatch) -> np.ndarray:
+    r"""The probability of each row of an enumeration, :math:`ρ_0(x)\,π_θ(y|x)`, shape (N,).
+
+    Over :func:`completions` with ``θ`` given these sum to 1, and the exact expectation of any
+    per-completion quantity ``X`` is ``row_weights(tmdp, c) @ X``. Book: language models I,
+    ``lm-mdp``.
+
+    Raises
+    ------
+    ValueError
+        If ``batch.p`` is None (a sampled batch: its rows are already draws, each of weight 1/N).
+    """
+    tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
+    if batch.p is None:
+        raise ValueError("row_weights needs an enumeration with probabilities: "
+                         "build it with completions(tmdp, θ, features)")
+    return tmdp.rho[batch.prompt_ids] * batch.p
+
+
+def subset(batch: TokenBatch, rows) -> TokenBatch:
+    """The rows ``rows`` (indices or a boolean mask) of a batch, ``p`` included when present."""
+    if not isinstance(batch, TokenBatch):
+        raise TypeError(f"batch must be a pgnotes.tokens.TokenBatch, got {type(batch).__name__}")
+    rows = np.asarray(rows)
+    if rows.dtype != bool and not np.issubdtype(rows.dtype, np.integer):
+        raise TypeError(f"rows must be integer indices or a boolean mask, got dtype {rows.dtype}")
+    if rows.dtype == bool and rows.shape != (batch.n,):
+        raise ValueError(f"a boolean rows mask must have shape ({batch.n},), got {rows.shape}")
+    if rows.dtype != bool and rows.size and (rows.min() < -batch.n or rows.max() >= batch.n):
+        raise ValueError(f"row indices must lie in [0, {batch.n}), got {rows.min()}..{rows.max()}")
+    return dataclasses.replace(
+        batch, **{f.name: None if getattr(batch, f.name) is None else getattr(batch, f.name)[rows]
+                  for f in dataclasses.fields(batch)})
+
+
+def at_tokens(table, batch: TokenBatch) -> np.ndarray:
+    r"""A (prefix, token) table read at every real token of a batch, shape (N, L), 0 on padding.
+
+    ``at_tokens(advantages(tmdp, θ), batch)[i, t]`` is :math:`A(s_{i,t}, y_{i,t})`. Book: language
+    models II, ``ppo-clip``.
+    """
+    if not isinstance(batch, TokenBatch):
+        raise TypeError(f"batch must be a pgnotes.tokens.TokenBatch, got {type(batch).__name__}")
+    table = np.asarray(table)
+    if table.ndim != 2 or table.shape[0] < batch.prefixes.max(initial=0) or table.shape[1] <= batch.tokens[batch.mask].max(initial=0):
+        raise ValueError(f"table must be a (n_prefixes, n_vocab) array, got shape {table.shape}")
+    k = np.where(batch.mask, batch.prefixes, 0)
+    a = np.where(batch.mask, batch.tokens, 0)
+    return np.where(batch.mask, table[k, a], 0)

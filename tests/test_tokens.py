@@ -293,3 +293,36 @@ def test_bad_inputs_raise_clear_value_errors():
         tk.objective(pg.envs.two_state_mdp(0.9), θ)
     with pytest.raises(ValueError, match="non-terminal prefix"):
         tmdp.prefix_index(0, (0,))
+
+
+def test_batch_helpers_row_weights_subset_at_tokens():
+    tmdp = tk.toy_mdp("sum")
+    φ = tk.token_features(tmdp)
+    θ = 0.3 * np.random.default_rng(5).standard_normal(φ.shape[2])
+    c = tk.completions(tmdp, θ, φ)
+    q = tk.row_weights(tmdp, c)
+    # independent route: J is the tree's exact value, not a sum over these rows
+    assert abs(q.sum() - 1) < 1e-12 and abs(q @ c.rewards - tk.objective(tmdp, θ, features=φ)) < 1e-12
+    rows = np.flatnonzero(c.lengths == 2)
+    sub = tk.subset(c, rows)
+    assert sub.n == rows.size and np.array_equal(sub.p, c.p[rows]) and np.array_equal(sub.tokens, c.tokens[rows])
+    assert tk.subset(c, c.lengths == 2).n == rows.size
+    A = tk.advantages(tmdp, θ, features=φ)
+    At = tk.at_tokens(A, c)
+    i, t = rows[0], 1
+    assert At[i, t] == A[c.prefixes[i, t], c.tokens[i, t]] and np.all(At[~c.mask] == 0)
+    s = tk.sample_groups(tmdp, θ, G=2, rng=np.random.default_rng(0), features=φ)
+    with pytest.raises(ValueError, match="completions"):
+        tk.row_weights(tmdp, s)
+    with pytest.raises(TypeError):
+        tk.subset(c, [0.5])
+    with pytest.raises(ValueError):
+        tk.subset(c, [c.n])
+
+
+def test_angle_is_accurate_for_tiny_and_straight_angles():
+    from pgnotes.check import angle
+    u = np.array([1.0, 0.0])
+    assert abs(angle(u, np.array([1.0, 1e-9])) - np.degrees(1e-9)) < 1e-15
+    assert abs(angle(u, -u) - 180.0) < 1e-12 and abs(angle(u, [0.0, 2.0]) - 90.0) < 1e-12
+    assert np.isnan(angle(u, [0.0, 0.0]))
