@@ -13,7 +13,7 @@ MUTANTS = [
     },
     {
         "name": "d^γ used where η belongs in ∇J",
-        "file": "exact.py",
+        "file": "exact/_evaluation.py",
         "edits": [("return ev.policy.score_contract(ev.η[:, None] * ev.π * ev.Q)",
                    "return ev.policy.score_contract((1 - mdp.gamma) * ev.η[:, None] * ev.π * ev.Q)")],
     },
@@ -43,19 +43,19 @@ MUTANTS = [
     },
     {
         "name": "P_π transposed",
-        "file": "exact.py",
+        "file": "exact/_evaluation.py",
         "edits": [('    P_π = np.einsum("sa,sax->sx", π, mdp.P)\n    r_π',
                    '    P_π = np.einsum("sa,sax->sx", π, mdp.P).T\n    r_π')],
     },
     {
         "name": "ρ0 ignored (uniform start) in η",
-        "file": "exact.py",
+        "file": "exact/_evaluation.py",
         "edits": [("lu_solve(lu, mdp.rho0[live], trans=1, check_finite=False)",
                    "lu_solve(lu, np.full(live.size, 1.0 / live.size), trans=1, check_finite=False)")],
     },
     {
         "name": "advantage computed as Q − max_a Q",
-        "file": "exact.py",
+        "file": "exact/_evaluation.py",
         "edits": [("A = Q - V[:, None]", "A = Q - Q.max(axis=1, keepdims=True)")],
     },
     {
@@ -81,12 +81,12 @@ MUTANTS = [
     },
     {
         "name": "occupancy not normalised",
-        "file": "exact.py",
+        "file": "exact/_evaluation.py",
         "edits": [("return (1.0 - mdp.gamma) * visit_counts(mdp, θ, features)", "return visit_counts(mdp, θ, features)")],
     },
     {
         "name": "k-step transitions off by one",
-        "file": "exact.py",
+        "file": "exact/_evaluation.py",
         "edits": [("matrix_power(policy_matrix(mdp, θ, features), k)", "matrix_power(policy_matrix(mdp, θ, features), k + 1)")],
     },
     {

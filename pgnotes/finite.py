@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import as_count
+from .exact import truncated_visit_counts
 from .mdp import TabularMDP
 from .policy import softmax_policy
 
@@ -86,12 +87,13 @@ def state_distributions(mdp, θ, T, features=None) -> np.ndarray:
 
 
 def visit_counts(mdp, θ, T, features=None) -> np.ndarray:
-    r"""``η_T(s) = Σ_{t<T} γ^t μ_t(s)`` on non-terminal states. Book: converting A into B."""
+    r"""``η_T(s) = Σ_{t<T} γ^t μ_t(s)`` on non-terminal states. Book: converting A into B.
+
+    The same series as :func:`pgnotes.exact.truncated_visit_counts` with ``K = T``, which
+    computes it (one implementation, ``O(S)`` memory instead of a ``T × S`` table).
+    """
     T = _horizon(mdp, T)
-    μ = _forward(mdp, softmax_policy(mdp, θ, features).probs, T)
-    η = np.einsum("t,ts->s", mdp.gamma ** np.arange(T), μ)
-    η[mdp.terminal] = 0.0
-    return η
+    return truncated_visit_counts(mdp, θ, T, features)
 
 
 def objective(mdp, θ, T, features=None) -> float:

@@ -16,14 +16,15 @@ All functions take ``(mdp, θ, features=None)``; ``features`` selects the log-li
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import lu_factor, lu_solve
+from scipy.linalg import LinAlgWarning, lu_factor, lu_solve
 
-from ._validate import as_count
-from .mdp import TabularMDP
-from .policy import SoftmaxPolicy, TabularSoftmax, softmax_policy
+from .._validate import as_count
+from ..mdp import TabularMDP
+from ..policy import SoftmaxPolicy, TabularSoftmax, softmax_policy
 
 __all__ = [
     "Evaluation",
@@ -101,6 +102,35 @@ def _check_termination(mdp: TabularMDP, P_π: np.ndarray) -> None:
         )
 
 
+#: At γ = 1, an expected episode length ``L`` (in steps, worst start state) beyond which the
+#: termination probability is numerically zero: ``1 - P_π`` cancels and values carry a
+#: relative rounding error of about ``L · 2.2e-16``, 1e-3 at this bound.
+MAX_EPISODE_LENGTH = 1e-3 / np.finfo(float).eps
+
+
+def _factor(M: np.ndarray, undiscounted: bool) -> tuple:
+    """LU of ``M = I - γ P_π``; with ``γ = 1``, refuse a numerically non-terminating policy."""
+    if not undiscounted:
+        return lu_factor(M, check_finite=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LinAlgWarning)
+        try:
+            lu = lu_factor(M, check_finite=False)
+            with np.errstate(all="ignore"):
+                L = lu_solve(lu, np.ones(M.shape[0], dtype=M.dtype), check_finite=False)
+        except (LinAlgWarning, np.linalg.LinAlgError):
+            L = np.array([np.inf])
+    worst = float(np.max(np.abs(L))) if np.all(np.isfinite(L)) else np.inf
+    if not worst <= MAX_EPISODE_LENGTH:
+        raise ValueError(
+            "gamma = 1 but the policy's termination probability is numerically zero: the "
+            f"expected episode length is {worst:.3g} steps (limit {MAX_EPISODE_LENGTH:.3g}), "
+            "so 1 - P_π cancels in floating point and V, η would be inf/nan or wrong. "
+            "Use a less deterministic θ (smaller logits) or gamma < 1."
+        )
+    return lu
+
+
 def evaluate(mdp: TabularMDP, θ, features=None) -> Evaluation:
     r"""Evaluate ``π_θ`` exactly: ``P_π, r_π, V, Q, A, η, J`` from one LU factorisation.
 
@@ -109,7 +139,9 @@ def evaluate(mdp: TabularMDP, θ, features=None) -> Evaluation:
     Raises
     ------
     ValueError
-        For a malformed ``θ``/``features``, or ``γ = 1`` when some state never terminates.
+        For a malformed ``θ``/``features``; or ``γ = 1`` when some state never terminates,
+        or when it terminates with a probability that is numerically zero (expected episode
+        length above :data:`MAX_EPISODE_LENGTH`).
     """
     π_θ = softmax_policy(mdp, θ, features)
     π = π_θ.probs
@@ -120,7 +152,7 @@ def evaluate(mdp: TabularMDP, θ, features=None) -> Evaluation:
 
     live = np.flatnonzero(~mdp.terminal)
     M = np.eye(live.size) - mdp.gamma * P_π[np.ix_(live, live)]
-    lu = lu_factor(M, check_finite=False)
+    lu = _factor(M, undiscounted=mdp.gamma == 1.0)
 
     V = np.zeros(mdp.n_states, dtype=π.dtype)
     V[live] = lu_solve(lu, r_π[live], check_finite=False)
@@ -183,7 +215,9 @@ def truncated_visit_counts(mdp, θ, K: int, features=None) -> np.ndarray:
     r"""The series for ``η`` cut after ``K`` terms: ``Σ_{k<K} γ^k ρ0^T P_π^k`` on non-terminal states.
 
     It is also the finite-horizon visit count ``η_T`` with ``T = K`` (book: converting A
-    into B). Book: derivation B, the unrolled recursion.
+    into B): :func:`pgnotes.finite.visit_counts` calls this function, so the two are one
+    recursion, checked against the enumeration of trajectories (tests). Book: derivation B,
+    the unrolled recursion.
     """
     K = as_count(K, "K", minimum=0)
     P_π = policy_matrix(mdp, θ, features)
@@ -308,7 +342,8 @@ def undiscounted_update(mdp, θ, features=None) -> np.ndarray:
         η_1[live] = ev.η[live]
     else:  # (I - P_π)^T η_1 = ρ0 on non-terminal states
         M = np.eye(live.size) - ev.P_π[np.ix_(live, live)]
-        η_1[live] = np.linalg.solve(M.T, mdp.rho0[live].astype(M.dtype))
+        lu = _factor(M, undiscounted=True)
+        η_1[live] = lu_solve(lu, mdp.rho0[live].astype(M.dtype), trans=1, check_finite=False)
     return ev.policy.score_contract(η_1[:, None] * ev.π * ev.Q)
 
 
