@@ -32,7 +32,23 @@ from ._evaluation import (
     undiscounted_update,
     value_gradient,
     visit_counts,
+    MAX_EPISODE_LENGTH,
 )
+from ._trust import (
+    critic_gradient,
+    fisher,
+    kl_per_state,
+    max_kl,
+    mean_kl,
+    mismatch_coefficient,
+    natural_gradient,
+    performance_difference,
+    score_matrix,
+    surrogate,
+    trpo_lower_bound,
+)
+from ._dynamics import METHODS, Path, ascent, clip_objective, surrogate_ascent, trpo_step
+from ._average import average_reward, average_reward_gradient, stationary_distribution
 
 __all__ = [
     "Evaluation",
@@ -53,4 +69,28 @@ __all__ = [
     "value_gradient",
     "undiscounted_update",
     "score_function_moments",
+    "MAX_EPISODE_LENGTH",
+    # trust regions and the natural gradient
+    "performance_difference",
+    "surrogate",
+    "kl_per_state",
+    "max_kl",
+    "mean_kl",
+    "trpo_lower_bound",
+    "mismatch_coefficient",
+    "score_matrix",
+    "fisher",
+    "natural_gradient",
+    "critic_gradient",
+    # exact dynamics
+    "METHODS",
+    "Path",
+    "ascent",
+    "clip_objective",
+    "surrogate_ascent",
+    "trpo_step",
+    # average reward
+    "stationary_distribution",
+    "average_reward",
+    "average_reward_gradient",
 ]

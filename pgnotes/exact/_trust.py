@@ -1,0 +1,219 @@
+r"""From the gradient to trust regions: exact quantities between two policies.
+
+The book's objective is un-normalised, :math:`J(θ) = E_{s_0∼ρ_0} \sum_t γ^t r_t`, and
+:math:`η_θ(s) = \sum_t γ^t \Pr(s_t = s)` are the discounted visit counts, so the
+performance-difference lemma (Kakade & Langford 2002) reads, with no :math:`1/(1-γ)`,
+
+.. math:: J(θ') - J(θ) = \sum_s η_{θ'}(s) \sum_a π_{θ'}(a|s)\, A_θ(s,a),
+
+and the surrogate :math:`L_θ(θ') - J(θ)` puts :math:`η_θ` in place of :math:`η_{θ'}`.
+The Fisher matrix uses the normalised occupancy :math:`d^γ = (1-γ)η` (``γ < 1``):
+
+.. math:: F(θ) = \sum_s d^γ(s) \sum_a π(a|s)\, ψ(s,a) ψ(s,a)^\top, \qquad
+          ψ = ∇_θ \log π_θ(a|s).
+
+Book: trust regions (``book/10_trust_region.ipynb``) and the natural gradient
+(``book/11_natural_gradient.ipynb``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..mdp import TabularMDP
+from ..policy import softmax_policy
+from ._evaluation import evaluate
+
+__all__ = [
+    "performance_difference",
+    "surrogate",
+    "kl_per_state",
+    "max_kl",
+    "mean_kl",
+    "trpo_lower_bound",
+    "mismatch_coefficient",
+    "score_matrix",
+    "fisher",
+    "natural_gradient",
+    "critic_gradient",
+]
+
+
+def _scalar(x):
+    return x.item() if np.iscomplexobj(x) else float(x)
+
+
+def _need_discount(mdp: TabularMDP, what: str) -> None:
+    if not isinstance(mdp, TabularMDP):
+        raise TypeError(f"mdp must be a pgnotes.TabularMDP, got {type(mdp).__name__}")
+    if mdp.gamma == 1.0:
+        raise ValueError(
+            f"{what} needs gamma < 1 (its (1-γ) factors vanish or blow up at gamma = 1); "
+            "use mdp.with_gamma(0.99), for instance"
+        )
+
+
+def performance_difference(mdp, θ, θ_new, features=None) -> float:
+    r"""``Σ_s η_{θ'}(s) Σ_a π_{θ'}(a|s) A_θ(s,a)``, which equals ``J(θ') - J(θ)``.
+
+    The performance-difference lemma (Kakade & Langford 2002, Lemma 6.1), in the book's
+    un-normalised ``J``. Any ``γ`` (episodic ``γ = 1`` included). ``θ_new`` may be complex
+    (complex step). Book: trust regions, ``tr-pdl``.
+    """
+    ev, new = evaluate(mdp, θ, features), evaluate(mdp, θ_new, features)
+    return _scalar(np.sum(new.η[:, None] * new.π * ev.A))
+
+
+def surrogate(mdp, θ, θ_new, features=None) -> float:
+    r"""``L_θ(θ') - J(θ) = Σ_s η_θ(s) Σ_a π_{θ'}(a|s) A_θ(s,a)``: the PDL with ``η_θ`` for ``η_{θ'}``.
+
+    Equal to ``J(θ') - J(θ)`` to first order in ``θ' - θ``: both have gradient ``∇J(θ)``
+    at ``θ' = θ``. Book: trust regions, ``tr-surrogate``.
+    """
+    ev = evaluate(mdp, θ, features)
+    π_new = softmax_policy(mdp, θ_new, features).probs
+    return _scalar(np.sum(ev.η[:, None] * π_new * ev.A))
+
+
+def kl_per_state(mdp, θ, θ_new, features=None) -> np.ndarray:
+    r"""``KL(π_θ(·|s) ‖ π_{θ'}(·|s))`` for every state, shape (S,); zero at terminal states.
+
+    The old policy comes first, as in TRPO. Book: trust regions, ``tr-kl-bound``.
+    """
+    logp = np.log(softmax_policy(mdp, θ, features).probs)
+    logq = np.log(softmax_policy(mdp, θ_new, features).probs)
+    kl = np.sum(np.exp(logp) * (logp - logq), axis=1)
+    kl[mdp.terminal] = 0.0
+    return np.maximum(kl, 0.0)
+
+
+def max_kl(mdp, θ, θ_new, features=None) -> float:
+    r"""``D_KL^max = max_s KL(π_θ(·|s) ‖ π_{θ'}(·|s))`` over non-terminal states (TRPO, Theorem 1).
+
+    Book: trust regions, ``tr-kl-bound``.
+    """
+    return float(np.max(kl_per_state(mdp, θ, θ_new, features)[~mdp.terminal]))
+
+
+def mean_kl(mdp, θ, θ_new, features=None) -> float:
+    r"""``Σ_s μ_θ(s) KL(π_θ(·|s) ‖ π_{θ'}(·|s))`` with ``μ_θ = η_θ / Σ η_θ``.
+
+    The average over visited states that PPO and TRPO constrain in practice (a per-token mean
+    for a language model). For a continuing MDP ``μ_θ = d^γ``. Book: trust regions,
+    ``tr-ppo``.
+    """
+    η = evaluate(mdp, θ, features).η
+    return float(np.sum(η * kl_per_state(mdp, θ, θ_new, features)) / np.sum(η))
+
+
+def trpo_lower_bound(mdp, θ, θ_new, features=None) -> float:
+    r"""TRPO's Theorem 1 (Schulman et al. 2015), as a lower bound on ``J(θ') - J(θ)``.
+
+    .. math::
+        J(θ') - J(θ) \ge L_θ(θ') - J(θ) - \frac{4 ε γ}{(1-γ)^2} D_{KL}^{\max}(θ, θ'),
+        \qquad ε = \max_{s,a} |A_θ(s,a)|,
+
+    in the book's un-normalised ``J`` (TRPO's ``η`` is the same quantity). It comes from the
+    total-variation bound of Kakade & Langford with ``D_TV^2 ≤ D_KL``. Needs ``γ < 1``.
+    Book: trust regions, ``tr-kl-bound``.
+    """
+    _need_discount(mdp, "trpo_lower_bound")
+    ev = evaluate(mdp, θ, features)
+    ε = float(np.max(np.abs(ev.A[~mdp.terminal])))
+    C = 4.0 * ε * mdp.gamma / (1.0 - mdp.gamma) ** 2
+    return surrogate(mdp, θ, θ_new, features) - C * max_kl(mdp, θ, θ_new, features)
+
+
+def mismatch_coefficient(mdp, θ, θ_ref, features=None) -> float:
+    r"""``‖η_{θ_ref} / η_θ‖_∞ = max_s d^γ_{θ_ref}(s) / d^γ_θ(s)``, the distribution-mismatch coefficient.
+
+    ``inf`` when ``θ_ref`` visits a state that ``θ`` never does. With ``θ_ref`` optimal it
+    bounds the suboptimality by the best surrogate (Agarwal et al. 2021, Lemma 4):
+    ``J* - J(θ) ≤ coefficient · Σ_s η_θ(s) max_a A_θ(s,a)``. Book: trust regions,
+    ``tr-mismatch``.
+    """
+    η, η_ref = evaluate(mdp, θ, features).η, evaluate(mdp, θ_ref, features).η
+    live = η_ref > 0
+    if np.any(η[live] == 0):
+        return float("inf")
+    return float(np.max(η_ref[live] / η[live]))
+
+
+def score_matrix(mdp, θ, features=None) -> np.ndarray:
+    r"""``Ψ[(s,a), :] = ∇_θ \log π_θ(a|s)``, shape ``(S·A, θ.size)`` (rows in ``s``-major order).
+
+    Book: the natural gradient, ``ng-fisher``.
+    """
+    π_θ = softmax_policy(mdp, θ, features)
+    s, a = np.meshgrid(np.arange(mdp.n_states), np.arange(mdp.n_actions), indexing="ij")
+    return π_θ.score(s, a).reshape(mdp.n_states * mdp.n_actions, -1)
+
+
+def _weights(mdp, θ, features):
+    """``p(s,a) = d^γ(s) π(a|s)`` flattened, and the evaluation."""
+    ev = evaluate(mdp, θ, features)
+    return ((1.0 - mdp.gamma) * ev.η[:, None] * ev.π).ravel(), ev
+
+
+def fisher(mdp, θ, features=None) -> np.ndarray:
+    r"""``F(θ) = Σ_s d^γ(s) Σ_a π(a|s) ψ ψ^T``, shape ``(θ.size, θ.size)``, ``d^γ = (1-γ)η``.
+
+    For the tabular softmax ``F`` is block diagonal, ``d^γ(s)(diag π_s - π_s π_s^T)`` per
+    state, and singular: each block kills the constant vector (adding a constant to a
+    state's logits leaves ``π`` unchanged), and unvisited or terminal states give zero
+    blocks. Needs ``γ < 1``. Book: the natural gradient, ``ng-fisher``.
+    """
+    _need_discount(mdp, "fisher")
+    p, _ = _weights(mdp, θ, features)
+    Ψ = score_matrix(mdp, θ, features)
+    return (Ψ * p[:, None]).T @ Ψ
+
+
+def natural_gradient(mdp, θ, features=None) -> np.ndarray:
+    r"""``F(θ)^+ ∇J(θ)``, the minimum-norm natural gradient, shape of ``θ``.
+
+    Computed as the compatible least-squares fit (Sutton et al. 2000; Kakade 2001):
+    ``w = argmin_w Σ_{s,a} d^γ(s) π(a|s) (ψ^T w - A(s,a))^2`` (minimum norm), and
+    ``F^+ ∇J = w / (1-γ)``. Solving with ``√p Ψ`` rather than ``F = Ψ^T P Ψ`` avoids
+    squaring the condition number near deterministic policies. For the tabular softmax it
+    is ``(A(s,·) - mean_a A(s,·)) / (1-γ)`` at visited states and 0 elsewhere: ``A/(1-γ)``
+    up to a constant per state. Needs ``γ < 1``. Book: the natural gradient, ``ng-npg``.
+    """
+    _need_discount(mdp, "natural_gradient")
+    p, ev = _weights(mdp, θ, features)
+    root = np.sqrt(p)
+    Ψ = score_matrix(mdp, θ, features)
+    w = np.linalg.lstsq(root[:, None] * Ψ, root * ev.A.ravel(), rcond=None)[0]
+    return (w / (1.0 - mdp.gamma)).reshape(np.shape(θ))
+
+
+def critic_gradient(mdp, θ, critic_features, features=None) -> tuple[np.ndarray, np.ndarray]:
+    r"""The policy gradient with ``Q`` replaced by a fitted linear critic ``f_w = χ^T w``.
+
+    ``w`` minimises ``Σ_{s,a} d^γ(s) π(a|s) (χ(s,a)^T w - Q(s,a))^2`` (minimum norm), and the
+    returned gradient is ``Σ_s η(s) Σ_a π(a|s) f_w(s,a) ∇log π(a|s)``. With compatible
+    features ``χ = ψ`` (:func:`score_matrix`) it equals ``∇J`` exactly (Sutton et al. 2000,
+    Theorem 2) and ``w / (1-γ)`` is the natural gradient; other features in general do not.
+
+    Parameters
+    ----------
+    critic_features : array, shape (S, A, k)
+        ``χ(s, a)``; pass ``score_matrix(mdp, θ).reshape(S, A, -1)`` for the compatible critic.
+
+    Returns
+    -------
+    gradient : array of ``θ.shape``
+    w : array, shape (k,)
+
+    Book: the natural gradient, ``ng-compatible``.
+    """
+    _need_discount(mdp, "critic_gradient")
+    χ = np.asarray(critic_features, dtype=float)
+    S, A = mdp.n_states, mdp.n_actions
+    if χ.ndim != 3 or χ.shape[:2] != (S, A):
+        raise ValueError(f"critic_features must have shape (S, A, k) = ({S}, {A}, k), got {χ.shape}")
+    p, ev = _weights(mdp, θ, features)
+    root = np.sqrt(p)
+    w = np.linalg.lstsq(root[:, None] * χ.reshape(S * A, -1), root * ev.Q.ravel(), rcond=None)[0]
+    f = (χ @ w).reshape(S, A)
+    return ev.policy.score_contract(ev.η[:, None] * ev.π * f), w
