@@ -4,6 +4,7 @@ Everything is a finite sum or a linear solve; nothing is sampled.
 
 ========================  ==============================================================
 ``_evaluation``            ``V, Q, A, η, J, ∇J`` from one LU factorisation (derivation B)
+``_termination``           at γ = 1, refuse policies that never end, structurally or numerically
 ``_trust``                 performance difference, surrogate, KL bound, Fisher matrix,
                            natural gradient, compatible critic (trust regions)
 ``_dynamics``              exact PG / NPG ascent, exact PPO-clip, KL-penalty and TRPO steps
@@ -32,8 +33,8 @@ from ._evaluation import (
     undiscounted_update,
     value_gradient,
     visit_counts,
-    MAX_EPISODE_LENGTH,
 )
+from ._termination import MAX_EPISODE_LENGTH
 from ._trust import (
     critic_gradient,
     fisher,
