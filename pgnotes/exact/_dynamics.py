@@ -24,7 +24,7 @@ import numpy as np
 from .._validate import as_count
 from ..policy import softmax_policy
 from ._evaluation import evaluate, policy_gradient
-from ._trust import fisher, kl_per_state, mean_kl, natural_gradient
+from ._trust import _visited_natural_direction, kl_per_state, mean_kl, natural_gradient
 
 __all__ = ["Path", "ascent", "clip_objective", "surrogate_ascent", "trpo_step", "METHODS"]
 
@@ -110,18 +110,16 @@ def surrogate_ascent(mdp, θ_old, *, lr, epochs, cliprange=None, kl_coef=0.0, fe
 def trpo_step(mdp, θ_old, δ, features=None, *, backtracks: int = 20) -> np.ndarray:
     r"""One exact TRPO update: the natural direction scaled to mean KL ``δ``, then backtracking.
 
-    The quadratic model ``mean KL ≈ ½ Δ^T F_μ Δ`` (``F_μ = F / Σ_s d^γ(s)``, the Fisher
-    matrix under the visited-state law ``μ``) gives ``Δ = √(2δ / x^T F_μ x) x`` with
-    ``x = F^+ ∇J``; the step is halved until the exact mean KL is at most ``δ`` and the
-    surrogate improves (Schulman et al. 2015, Appendix C). Needs ``γ < 1``.
-    Book: trust regions, ``tr-ppo``.
+    The quadratic model ``mean KL ≈ ½ Δ^T F_μ Δ``, with ``F_μ = Σ_s μ(s) Σ_a π ψ ψ^T`` the
+    Fisher matrix under the visited-state law ``μ = η / Σ η`` (``F / Σ_s d^γ(s)`` when
+    ``γ < 1``), gives ``Δ = √(2δ / x^T F_μ x) x`` with ``x = F_μ^+ ∇J``; the step is halved
+    until the exact mean KL is at most ``δ`` and the surrogate improves (Schulman et al.
+    2015, Appendix C). Works at any ``γ``, episodic ``γ = 1`` included.
+    Book: the natural gradient, ``tr-ppo``.
     """
     δ = _positive(δ, "δ")
     θ_old = np.asarray(θ_old, dtype=float)
-    x = natural_gradient(mdp, θ_old, features)
-    F = fisher(mdp, θ_old, features)
-    mass = (1.0 - mdp.gamma) * evaluate(mdp, θ_old, features).η.sum()
-    quad = float(x.ravel() @ F @ x.ravel()) / mass
+    x, quad = _visited_natural_direction(mdp, θ_old, features)
     if quad <= 0.0:
         return θ_old.copy()  # a stationary point: nothing to gain
     Δ = np.sqrt(2.0 * δ / quad) * x
@@ -130,8 +128,12 @@ def trpo_step(mdp, θ_old, δ, features=None, *, backtracks: int = 20) -> np.nda
         θ = θ_old + Δ
         π = softmax_policy(mdp, θ, features).probs
         gain = float(np.sum(old.η[:, None] * π * old.A))
-        if mean_kl(mdp, θ_old, θ, features) <= δ and gain > 0.0:
-            return θ
+        if gain > 0.0 and mean_kl(mdp, θ_old, θ, features) <= δ:
+            try:
+                evaluate(mdp, θ, features)  # at γ = 1: the new policy must still end episodes
+                return θ
+            except ValueError:
+                pass
         Δ = Δ / 2.0
     return θ_old.copy()
 
@@ -147,7 +149,7 @@ def ascent(mdp, θ0, step, n, method: str = "pg", features=None, **options) -> P
     ``"ppo"``: :func:`surrogate_ascent` with ``lr = step`` and ``options`` ``cliprange``,
     ``epochs`` (and optionally ``kl_coef``).
     ``"kl"``: :func:`surrogate_ascent` without clipping, ``options`` ``kl_coef``, ``epochs``.
-    ``"trpo"``: :func:`trpo_step` with ``δ = step``. ``γ < 1``.
+    ``"trpo"``: :func:`trpo_step` with ``δ = step`` (any ``γ``).
 
     Book: the natural gradient, ``ng-dynamics``; trust regions, ``tr-ppo``.
     """

@@ -19,6 +19,7 @@ Book: trust regions (``book/10_trust_region.ipynb``) and the natural gradient
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import rel_entr
 
 from ..mdp import TabularMDP
 from ..policy import softmax_policy
@@ -32,6 +33,7 @@ __all__ = [
     "mean_kl",
     "trpo_lower_bound",
     "mismatch_coefficient",
+    "optimal_values",
     "score_matrix",
     "fisher",
     "natural_gradient",
@@ -80,9 +82,9 @@ def kl_per_state(mdp, θ, θ_new, features=None) -> np.ndarray:
 
     The old policy comes first, as in TRPO. Book: trust regions, ``tr-kl-bound``.
     """
-    logp = np.log(softmax_policy(mdp, θ, features).probs)
-    logq = np.log(softmax_policy(mdp, θ_new, features).probs)
-    kl = np.sum(np.exp(logp) * (logp - logq), axis=1)
+    p = softmax_policy(mdp, θ, features).probs
+    q = softmax_policy(mdp, θ_new, features).probs
+    kl = rel_entr(p, q).sum(axis=1)  # 0 log 0 = 0; inf where q = 0 < p
     kl[mdp.terminal] = 0.0
     return np.maximum(kl, 0.0)
 
@@ -139,6 +141,26 @@ def mismatch_coefficient(mdp, θ, θ_ref, features=None) -> float:
     return float(np.max(η_ref[live] / η[live]))
 
 
+def optimal_values(mdp, *, tol: float = 1e-12, max_iter: int = 100_000):
+    r"""``V*`` and ``Q*`` by value iteration, ``Q ← R + γ P max_a Q``, to ``max|ΔQ| ≤ tol``.
+
+    Needs ``γ < 1`` (a contraction). A greedy ``θ* = c · 1[Q* = max Q*]`` with large ``c``
+    is then a near-optimal softmax policy. Book: trust regions, ``tr-mismatch``.
+
+    Returns
+    -------
+    V : (S,) array, Q : (S, A) array
+    """
+    _need_discount(mdp, "optimal_values")
+    Q = np.zeros((mdp.n_states, mdp.n_actions))
+    for _ in range(int(max_iter)):
+        new = mdp.R + mdp.gamma * mdp.P @ Q.max(axis=1)
+        if np.max(np.abs(new - Q)) <= tol:
+            return new.max(axis=1), new
+        Q = new
+    raise ValueError(f"value iteration did not reach tol = {tol} in {max_iter} iterations")
+
+
 def score_matrix(mdp, θ, features=None) -> np.ndarray:
     r"""``Ψ[(s,a), :] = ∇_θ \log π_θ(a|s)``, shape ``(S·A, θ.size)`` (rows in ``s``-major order).
 
@@ -181,10 +203,23 @@ def natural_gradient(mdp, θ, features=None) -> np.ndarray:
     """
     _need_discount(mdp, "natural_gradient")
     p, ev = _weights(mdp, θ, features)
-    root = np.sqrt(p)
-    Ψ = score_matrix(mdp, θ, features)
-    w = np.linalg.lstsq(root[:, None] * Ψ, root * ev.A.ravel(), rcond=None)[0]
+    w = _fit(score_matrix(mdp, θ, features), p, ev.A.ravel())
     return (w / (1.0 - mdp.gamma)).reshape(np.shape(θ))
+
+
+def _fit(Ψ, p, y):
+    """Minimum-norm ``argmin_w Σ p (Ψ w - y)^2`` through ``√p Ψ`` (no squared condition)."""
+    root = np.sqrt(p)
+    return np.linalg.lstsq(root[:, None] * Ψ, root * y, rcond=None)[0]
+
+
+def _visited_natural_direction(mdp, θ, features):
+    """``x = F_μ^+ ∇J / Σ η`` and ``x^T F_μ x``, with ``F_μ`` under ``μ = η / Σ η`` (any γ)."""
+    ev = evaluate(mdp, θ, features)
+    p = (ev.η[:, None] * ev.π).ravel() / ev.η.sum()
+    Ψ = score_matrix(mdp, θ, features)
+    x = _fit(Ψ, p, ev.A.ravel())
+    return x.reshape(np.shape(θ)), float(np.sum(p * (Ψ @ x) ** 2))
 
 
 def critic_gradient(mdp, θ, critic_features, features=None) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +248,6 @@ def critic_gradient(mdp, θ, critic_features, features=None) -> tuple[np.ndarray
     if χ.ndim != 3 or χ.shape[:2] != (S, A):
         raise ValueError(f"critic_features must have shape (S, A, k) = ({S}, {A}, k), got {χ.shape}")
     p, ev = _weights(mdp, θ, features)
-    root = np.sqrt(p)
-    w = np.linalg.lstsq(root[:, None] * χ.reshape(S * A, -1), root * ev.Q.ravel(), rcond=None)[0]
+    w = _fit(χ.reshape(S * A, -1), p, ev.Q.ravel())
     f = (χ @ w).reshape(S, A)
     return ev.policy.score_contract(ev.η[:, None] * ev.π * f), w
