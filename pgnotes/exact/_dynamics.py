@@ -65,22 +65,21 @@ def clip_objective(mdp, θ_old, θ, cliprange: float, features=None) -> tuple[fl
     Book: trust regions, ``tr-ppo``.
     """
     ε = _positive(cliprange, "cliprange")
-    old = evaluate(mdp, θ_old, features)
-    π_θ = softmax_policy(mdp, θ, features)
+    return _clip(evaluate(mdp, θ_old, features), softmax_policy(mdp, θ, features), ε)
+
+
+def _clip(old, π_θ, ε):
     r = π_θ.probs / old.π
     unclipped, clipped = r * old.A, np.clip(r, 1 - ε, 1 + ε) * old.A
-    w = old.η[:, None] * old.π
-    value = float(np.sum(w * np.minimum(unclipped, clipped)))
+    value = float(np.sum(old.η[:, None] * old.π * np.minimum(unclipped, clipped)))
     active = unclipped <= clipped  # the min picks the unclipped term: it carries ∇r
-    grad = π_θ.score_contract(old.η[:, None] * π_θ.probs * old.A * active)
-    return value, grad
+    return value, π_θ.score_contract(old.η[:, None] * π_θ.probs * old.A * active)
 
 
-def _kl_gradient(mdp, θ_old, θ, features):
+def _kl_gradient(old, π_θ):
     """``∇_θ`` of the visited-state mean ``Σ_s μ(s) KL(π_old(·|s) ‖ π_θ(·|s))``."""
-    old = evaluate(mdp, θ_old, features)
     μ = old.η / old.η.sum()
-    return softmax_policy(mdp, θ, features).score_contract(-μ[:, None] * old.π)
+    return π_θ.score_contract(-μ[:, None] * old.π)
 
 
 def surrogate_ascent(mdp, θ_old, *, lr, epochs, cliprange=None, kl_coef=0.0, features=None):
@@ -94,15 +93,16 @@ def surrogate_ascent(mdp, θ_old, *, lr, epochs, cliprange=None, kl_coef=0.0, fe
     epochs = as_count(epochs, "epochs", minimum=1, maximum=100_000)
     θ_old = np.asarray(θ_old, dtype=float)
     old = evaluate(mdp, θ_old, features)
+    ε = None if cliprange is None else _positive(cliprange, "cliprange")
     θ = θ_old.copy()
     for _ in range(epochs):
-        if cliprange is None:
-            π_θ = softmax_policy(mdp, θ, features)
+        π_θ = softmax_policy(mdp, θ, features)
+        if ε is None:
             g = π_θ.score_contract(old.η[:, None] * π_θ.probs * old.A)
         else:
-            g = clip_objective(mdp, θ_old, θ, cliprange, features)[1]
+            g = _clip(old, π_θ, ε)[1]
         if kl_coef:
-            g = g - kl_coef * _kl_gradient(mdp, θ_old, θ, features)
+            g = g - kl_coef * _kl_gradient(old, π_θ)
         θ = θ + lr * g
     return θ
 

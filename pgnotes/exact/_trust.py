@@ -130,7 +130,7 @@ def mismatch_coefficient(mdp, θ, θ_ref, features=None) -> float:
     r"""``‖η_{θ_ref} / η_θ‖_∞ = max_s d^γ_{θ_ref}(s) / d^γ_θ(s)``, the distribution-mismatch coefficient.
 
     ``inf`` when ``θ_ref`` visits a state that ``θ`` never does. With ``θ_ref`` optimal it
-    bounds the suboptimality by the best surrogate (Agarwal et al. 2021, Lemma 4):
+    bounds the suboptimality by the best surrogate (Agarwal et al. 2021, gradient domination):
     ``J* - J(θ) ≤ coefficient · Σ_s η_θ(s) max_a A_θ(s,a)``. Book: trust regions,
     ``tr-mismatch``.
     """
