@@ -228,3 +228,25 @@ def test_bad_inputs_name_the_fix():
         E.fisher("grid", θ)
     with pytest.raises(ValueError, match="critic_features must have shape"):
         E.critic_gradient(mdp.with_gamma(0.9), θ, np.zeros((4, 2)))
+
+
+def test_trpo_works_at_episodic_gamma_one_and_keeps_its_kl():
+    corridor = pg.envs.short_corridor()  # γ = 1: the Fisher matrix under μ = η / Σ η
+    φ = np.tile(np.eye(2)[::-1], (4, 1, 1))
+    path = E.ascent(corridor, np.array([np.log(0.05 / 0.95), 0.0]), 0.05, 10, "trpo", φ)
+    assert np.all(path.mean_kl <= 0.05) and path.J[-1] > path.J[0]
+    np.testing.assert_allclose(path.J, [J_ref(corridor, t, φ) for t in path.θ], rtol=1e-10)
+
+
+def test_kl_penalty_and_clip_epochs_follow_central_differences():
+    mdp, θ, _, _ = _case(16)
+    β, lr = 0.7, 0.5
+    for kw, objective in (
+        (dict(kl_coef=β), lambda t: E.surrogate(mdp, θ, t) - β * E.mean_kl(mdp, θ, t)),
+        (dict(cliprange=0.05), lambda t: E.clip_objective(mdp, θ, t, 0.05)[0]),
+    ):
+        θ1 = E.surrogate_ascent(mdp, θ, lr=lr, epochs=1, **kw)  # ∇ at θ_old is ∇J
+        np.testing.assert_allclose((θ1 - θ) / lr, E.policy_gradient(mdp, θ), atol=1e-12)
+        θ2 = E.surrogate_ascent(mdp, θ, lr=lr, epochs=2, **kw)
+        g = pg.check.central_difference_gradient(objective, θ1)
+        np.testing.assert_allclose((θ2 - θ1) / lr, g, atol=1e-6)
