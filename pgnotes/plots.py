@@ -118,7 +118,7 @@ def draw_mdp(ax, mdp, *, threshold: float = 0.05, positions=None, key=None):
         from matplotlib.lines import Line2D
 
         handles = [Line2D([], [], color="black", alpha=0.6, lw=_arrow_width(p)) for p in key]
-        ax.legend(handles, [f"max_a P(s'|s,a) = {p:g}" for p in key], fontsize=7,
+        ax.legend(handles, [rf"$\max_a P(s'|s,a) = {p:g}$" for p in key], fontsize=7,
                   loc="lower center", bbox_to_anchor=(0.5, -0.25), frameon=False)
     ax.set_aspect("equal")
     ax.axis("off")

@@ -28,7 +28,7 @@ def test_draw_mdp_key():
     pg.plots.draw_mdp(ax, mdp, key=(0.25, 1.0))
     leg = ax.get_legend()
     assert [t.get_text() for t in leg.get_texts()] == [
-        "max_a P(s'|s,a) = 0.25", "max_a P(s'|s,a) = 1"]
+        r"$\max_a P(s'|s,a) = 0.25$", r"$\max_a P(s'|s,a) = 1$"]
     assert [h.get_linewidth() for h in leg.legend_handles] == [0.5 + 2.5 * 0.25, 3.0]
     with pytest.raises(ValueError, match="key must list"):
         pg.plots.draw_mdp(ax, mdp, key=(0.01,))
