@@ -2,7 +2,10 @@
 
 nbval (``make test``) re-executes each notebook and compares outputs; this file checks what
 nbval does not: that outputs were stored at all, top to bottom, and hold nothing that varies
-between machines (paths, addresses, timestamps) or that nbval would compare as text (SVG).
+between machines (paths, addresses, timestamps) or that nbval would compare as text (SVG);
+and the mechanical conventions of CONTRIBUTING.md: every checking cell labelled identity or
+evidence, code lines of at most 88 characters, cells of at most 30 lines, glue-only cells
+hidden. Each check is parametrised per notebook, so a failure names its file.
 """
 
 import json
