@@ -10,18 +10,30 @@ import numpy as np
 __all__ = ["grid_heatmap", "draw_grid", "draw_mdp", "confidence_band"]
 
 
-def grid_heatmap(ax, values, rows: int, cols: int, *, label: str, fmt: str = "{:.2f}", cmap: str = "viridis"):
+def grid_heatmap(ax, values, rows: int, cols: int, *, label: str, fmt: str = "{:.2f}",
+                 cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None):
     """Show per-state ``values`` of a ``rows × cols`` gridworld as a heat map with a colour bar.
 
-    Book: derivation B, the occupancy ``d^γ`` on the gridworld.
+    ``vmin`` and ``vmax`` fix the colour scale, so that two heat maps drawn with the same
+    pair can be compared by colour; by default the scale spans ``values``.
+    Book: derivation B, the occupancy ``d^γ`` on the gridworld (eq. ``b-dgamma``).
+
+    Raises
+    ------
+    ValueError
+        If ``values`` does not have one entry per cell, or ``vmin > vmax``.
     """
     values = np.asarray(values, dtype=float)
     if values.shape != (rows * cols,):
         raise ValueError(f"values must have shape ({rows * cols},), got {values.shape}")
+    if vmin is not None and vmax is not None and vmin > vmax:
+        raise ValueError(f"vmin ({vmin}) must not exceed vmax ({vmax}); swap them")
     grid = values.reshape(rows, cols)
-    im = ax.imshow(grid, cmap=cmap)
+    im = ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax)
     if fmt:
-        mid = (grid.max() + grid.min()) / 2
+        lo = grid.min() if vmin is None else vmin
+        hi = grid.max() if vmax is None else vmax
+        mid = (lo + hi) / 2
         for r in range(rows):
             for c in range(cols):
                 ax.text(c, r, fmt.format(grid[r, c]), ha="center", va="center", fontsize=8,
@@ -70,10 +82,16 @@ def draw_grid(ax, rows: int, cols: int, *, terminal=None, start=None, labels=Non
     return im
 
 
-def draw_mdp(ax, mdp, *, threshold: float = 0.05, positions=None):
+def _arrow_width(p):
+    return 0.5 + 2.5 * p
+
+
+def draw_mdp(ax, mdp, *, threshold: float = 0.05, positions=None, key=None):
     """Draw the states of ``mdp`` on a circle, an arrow ``s → s'`` where ``max_a P(s'|s,a) > threshold``.
 
-    Arrow width grows with that probability; terminal states are drawn as squares.
+    Arrow width grows with that probability, ``0.5 + 2.5 p`` points; terminal states are
+    drawn as squares. ``key``, a sequence of probabilities such as ``(0.25, 0.5, 1.0)``, adds
+    a legend that shows the width of an arrow of each.
     Book: Preface, the MDPs used throughout.
     """
     S = mdp.n_states
@@ -87,12 +105,21 @@ def draw_mdp(ax, mdp, *, threshold: float = 0.05, positions=None):
             if w <= threshold or s == x:
                 continue
             ax.annotate("", xy=positions[x], xytext=positions[s],
-                        arrowprops=dict(arrowstyle="-|>", lw=0.5 + 2.5 * w, alpha=0.6,
+                        arrowprops=dict(arrowstyle="-|>", lw=_arrow_width(w), alpha=0.6,
                                         shrinkA=12, shrinkB=12, connectionstyle="arc3,rad=0.15"))
     for s in range(S):
         marker = "s" if mdp.terminal[s] else "o"
         ax.plot(*positions[s], marker=marker, ms=22, color="tab:orange" if mdp.terminal[s] else "tab:blue")
         ax.text(*positions[s], str(s), ha="center", va="center", color="white", fontsize=10)
+    if key is not None:
+        key = [float(p) for p in key]
+        if not key or any(not threshold < p <= 1 for p in key):
+            raise ValueError(f"key must list probabilities in ({threshold}, 1], got {key}")
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], color="black", alpha=0.6, lw=_arrow_width(p)) for p in key]
+        ax.legend(handles, [rf"$\max_a P(s'|s,a) = {p:g}$" for p in key], fontsize=7,
+                  loc="lower center", bbox_to_anchor=(0.5, -0.25), frameon=False)
     ax.set_aspect("equal")
     ax.axis("off")
     return ax
