@@ -4,15 +4,16 @@ Docstrings say where the book derives what a function computes, in one form::
 
     Book: derivation B, ``b-eta`` (book/02_derivation_b.ipynb).
 
-The text after ``Book:``, up to the end of its paragraph, is a *citation*: it starts with a
-chapter name (up to the first comma, parenthesis or full stop) and may name labels in double
-backticks and notebook paths. This test collects what the book defines and fails, naming the
-module, the function and the reference, on every citation that points nowhere:
+The text after ``Book:``, up to the end of its paragraph, is a *citation*: it starts
+with a chapter name (up to the first comma, parenthesis or full stop) and may name labels
+in double backticks and notebook paths. This test collects what the book defines and
+fails, naming the module, the function and the reference, on every citation that points
+nowhere:
 
 - a label (lower case words joined by hyphens, ``lab-*`` for a family) that no
   ``$$ … $$ (label)``, ``:label:`` or ``(label)=`` target of ``book/`` defines;
-- a chapter name that is not the start of a chapter's title (``derivation B`` for
-  "Derivation B: the standard policy gradient theorem") or a chapter's file name;
+- a chapter name that is not the start of exactly one chapter's title (``derivation B``
+  for "Derivation B: the standard policy gradient theorem") or a chapter's file name;
 - a path ``book/….ipynb`` that does not exist.
 """
 
@@ -41,7 +42,8 @@ def _markdown(path):
     if path.suffix == ".md":
         return path.read_text()
     nb = json.loads(path.read_text())
-    return "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    cells = [c for c in nb["cells"] if c["cell_type"] == "markdown"]
+    return "\n".join("".join(c["source"]) for c in cells)
 
 
 def _chapters():
@@ -68,23 +70,27 @@ def chapter_titles():
 
 
 def _is_chapter(name, titles):
+    """Whether ``name`` names exactly one chapter: its file stem, or the start of its
+    title up to a word boundary ("derivation B", not "derivation", which names two)."""
     name = name.strip().lower()
     if not name:
         return False
+    matches = set()
     for stem, title in titles.items():
         title = title.lower()
         if name in (stem.lower(), f"book/{stem.lower()}"):
-            return True
-        if title.startswith(name) and (len(title) == len(name) or not title[len(name)].isalnum()):
-            return True
-    return False
+            matches.add(stem)
+        at_boundary = len(title) == len(name) or not title[len(name)].isalnum()
+        if title.startswith(name) and at_boundary:
+            matches.add(stem)
+    return len(matches) == 1
 
 
 def citations():
     """(module, object, citation) for every ``Book:`` paragraph of every docstring.
 
-    Labels that a docstring names outside its ``Book:`` paragraphs are cited too; they come
-    as one more citation that starts with ``Book: -,`` (no chapter named).
+    Labels that a docstring names outside its ``Book:`` paragraphs are cited too; they
+    come as one more citation that starts with ``-,`` (no chapter named).
     """
     found = []
     for path in sorted(PACKAGE.glob("*.py")):
@@ -111,13 +117,16 @@ def broken_references():
     labels, titles = book_labels(), chapter_titles()
     broken = []
     for module, name, text in citations():
-        where = f"pgnotes.{module}.{name}" if name != "<module>" else f"pgnotes.{module}"
+        where = f"pgnotes.{module}" + (f".{name}" if name != "<module>" else "")
         chapter = CHAPTER_END.split(text, maxsplit=1)[0]
         if chapter != "-" and not _is_chapter(chapter, titles):
-            broken.append(f"{where}: chapter {chapter.strip()!r} is not a chapter title or file")
+            broken.append(
+                f"{where}: chapter {chapter.strip()!r} is not a chapter title or file")
         for label in CITED_LABEL.findall(text):
-            ok = (any(lab.startswith(label[:-1]) for lab in labels) if label.endswith("*")
-                  else label in labels)
+            if label.endswith("*"):
+                ok = any(lab.startswith(label[:-1]) for lab in labels)
+            else:
+                ok = label in labels
             if not ok:
                 broken.append(f"{where}: label {label!r} is not defined in book/")
         for cited in CITED_PATH.findall(text):
@@ -131,7 +140,8 @@ def test_the_book_defines_labels_and_chapters():
     labels, titles = book_labels(), chapter_titles()
     assert {"b-eta", "ep-thm", "lm-mdp", "gae-tail-section"} <= labels
     assert titles["02_derivation_b"].startswith("Derivation B")
-    assert _is_chapter("derivation B", titles) and _is_chapter("language models I", titles)
+    assert _is_chapter("derivation B", titles)
+    assert _is_chapter("language models I", titles)
     assert not _is_chapter("practice", titles) and not _is_chapter("derivation", titles)
     assert len(citations()) > 50
 
@@ -151,4 +161,5 @@ def test_a_broken_reference_is_reported(monkeypatch):
 def test_docstrings_cite_labels_that_exist(module):
     broken = [b for b in broken_references() if b.startswith(f"pgnotes.{module}.")
               or b.startswith(f"pgnotes.{module}:")]
-    assert not broken, "docstrings cite what the book does not define:\n" + "\n".join(broken)
+    assert not broken, ("docstrings cite what the book does not define:\n"
+                        + "\n".join(broken))
