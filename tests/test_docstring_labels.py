@@ -5,13 +5,13 @@ Docstrings say where the book derives what a function computes, in one form::
     Book: derivation B, ``b-eta`` (book/02_derivation_b.ipynb).
 
 The text after ``Book:``, up to the end of its paragraph, is a *citation*: it starts
-with a chapter name (up to the first comma, parenthesis or full stop) and may name labels
-in double backticks and notebook paths. This test collects what the book defines and
-fails, naming the module, the function and the reference, on every citation that points
-nowhere:
+with a chapter name (up to the first comma, parenthesis or full stop) and may name
+labels in double backticks and notebook paths. This test collects what the book
+defines and fails, naming the module, the function and the reference, on every citation
+that points nowhere:
 
-- a label (lower case words joined by hyphens, ``lab-*`` for a family) that no
-  ``$$ … $$ (label)``, ``:label:`` or ``(label)=`` target of ``book/`` defines;
+- a label (a lower-case prefix and words joined by hyphens, ``lab-*`` for a family)
+  that no ``$$ … $$ (label)``, ``:label:`` or ``(label)=`` target of ``book/`` defines;
 - a chapter name that is not the start of exactly one chapter's title (``derivation B``
   for "Derivation B: the standard policy gradient theorem") or a chapter's file name;
 - a path ``book/….ipynb`` that does not exist.
@@ -80,8 +80,8 @@ def _is_chapter(name, titles):
         title = title.lower()
         if name in (stem.lower(), f"book/{stem.lower()}"):
             matches.add(stem)
-        at_boundary = len(title) == len(name) or not title[len(name)].isalnum()
-        if title.startswith(name) and at_boundary:
+        rest = title[len(name):] if title.startswith(name) else None
+        if rest is not None and not rest[:1].isalnum():
             matches.add(stem)
     return len(matches) == 1
 
