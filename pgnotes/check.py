@@ -8,7 +8,7 @@ Nothing here calls :mod:`pgnotes.exact`'s gradient code:
 * :func:`symbolic_objective` builds ``J(θ)`` as a sympy expression for a tabular softmax on a
   small MDP, and :func:`symbolic_gradient` differentiates it symbolically.
 
-Book: derivation B, ``eq-theorem`` (checked three ways).
+Book: derivation B, ``b-thm-pg`` (checked three ways).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def symbolic_objective(mdp: TabularMDP):
 
     Returns ``(J, θ_symbols)`` where ``θ_symbols[s][a]`` is the symbol ``θ_{s,a}``. The value
     function is obtained by solving the Bellman system symbolically (book: derivation B,
-    ``eq-bellman``); rewards, transitions and ``γ`` enter as exact rationals.
+    ``b-bellman``); rewards, transitions and ``γ`` enter as exact rationals.
     """
     import sympy as sp
 
@@ -152,7 +152,7 @@ def relative_error(x, y) -> float:
 def angle(u, v) -> float:
     r"""The angle between two arrays as vectors, in degrees; ``nan`` if either is zero.
 
-    Book: used wherever two gradients are compared (language models I, ``lm-rloo``).
+    Used wherever two gradients are compared. Book: language models I, ``lm-rloo``.
 
     Computed as :math:`2 \operatorname{atan2}(\|\hat u - \hat v\|, \|\hat u + \hat v\|)` with unit
     vectors, accurate for tiny angles too (``arccos`` of a dot product is not).

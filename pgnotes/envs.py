@@ -95,7 +95,7 @@ def short_corridor(gamma: float = 1.0) -> TabularMDP:
     Right in state 2 ends the episode. With features that are the same in every state
     (``φ(s, a) = e_a``) the policy is one probability ``p`` of *right*, and
     ``J(p) = (2p - 4) / (p(1-p))`` at ``γ = 1``, maximised at ``p* = 2 - √2``.
-    Book: practice, episodes and ``γ = 1`` (``ep-corridor``).
+    Book: episodes and γ = 1, ``ep-corridor``.
     """
     P = np.zeros((4, 2, 4))
     P[0, 0, 0] = P[0, 1, 1] = 1.0  # state 0: left stays, right → 1

@@ -21,9 +21,9 @@ estimator                              weight ``w_t``                     book
 :func:`reinforce_baseline`             ``G_t − γ^t b(s_t)``               B, A2C
 :func:`q_actor_critic`                 ``γ^t Q(s_t, a_t)``                B, boxed
 :func:`advantage_actor_critic`         ``γ^t A(s_t, a_t)``                B, A2C
-:func:`td_actor_critic`                ``γ^t δ_t``                        practice, GAE
-:func:`gae`                            ``γ^t Â_t^{GAE(γ,λ)}``             practice, GAE
-:func:`reinforce_no_gamma_t`           ``Σ_{k≥t} γ^{k−t} r_k`` (no γ^t)    practice, biased
+:func:`td_actor_critic`                ``γ^t δ_t``                        GAE(λ)
+:func:`gae`                            ``γ^t Â_t^{GAE(γ,λ)}``             GAE(λ)
+:func:`reinforce_no_gamma_t`           ``Σ_{k≥t} γ^{k−t} r_k`` (no γ^t)    dropped discount
 =====================================  =================================  ===================
 """
 
@@ -68,7 +68,7 @@ def discounts(batch: Batch) -> np.ndarray:
 
 
 def total_return(batch: Batch) -> np.ndarray:
-    r"""``R(τ) = Σ_{t<T} γ^t r_t`` per trajectory, shape (n,). Book: derivation A, ``eq-J``."""
+    r"""``R(τ) = Σ_{t<T} γ^t r_t`` per trajectory, shape (n,). Book: derivation A, ``a-J``."""
     return (batch.rewards * discounts(batch)).sum(axis=1)
 
 
@@ -78,7 +78,7 @@ def returns_to_go(batch: Batch, *, from_time_zero: bool = True) -> np.ndarray:
     With ``from_time_zero=True`` (the source's definition) :math:`G_t = \sum_{k=t}^{T-1} γ^k r_k`;
     otherwise the return counted from ``t``, :math:`\sum_{k=t}^{T-1} γ^{k-t} r_k`, the one most
     code computes. They differ by the factor ``γ^t``. Book: derivation A, boxed form;
-    converting A into B, ``eq-EG``.
+    converting A into B, ``ab-EG``.
     """
     batch = _check_batch(batch)
     G = np.zeros_like(batch.rewards)
@@ -115,7 +115,7 @@ def td_errors(batch: Batch, mdp: TabularMDP, V) -> np.ndarray:
     r"""TD errors :math:`δ_t = r_t + γ V(s_{t+1}) - V(s_t)`, shape (n, T); zero after termination.
 
     ``V`` of a terminal state is taken as 0 whatever the table says: the episode has ended.
-    At the last step ``T-1`` the tail is bootstrapped with ``V(s_T)``. Book: practice, GAE.
+    At the last step ``T-1`` the tail is bootstrapped with ``V(s_T)``. Book: GAE(λ), ``gae-delta``.
     """
     batch = _check_batch(batch)
     v_now = _at(V, batch, batch.states, "V", lead=1)
@@ -129,7 +129,7 @@ def gae_advantages(batch: Batch, mdp: TabularMDP, V, λ: float) -> np.ndarray:
     r"""GAE(γ, λ) advantages :math:`Â_t = \sum_{l \ge 0} (γλ)^l δ_{t+l}`, shape (n, T).
 
     ``λ = 0`` gives the TD error; ``λ = 1`` gives ``Σ_{k≥t} γ^{k-t} r_k - V(s_t)`` plus the
-    bootstrapped tail (Schulman et al. 2016). Book: practice, GAE.
+    bootstrapped tail (Schulman et al. 2016). Book: GAE(λ), ``gae-gae``.
     """
     λ = float(λ)
     if not 0.0 <= λ <= 1.0:
@@ -249,7 +249,8 @@ def reinforce_no_gamma_t(batch, mdp, θ, features=None):
     r"""``Σ_t (Σ_{k≥t} γ^{k-t} r_k) ∇log π(a_t|s_t)``: the return counted from ``t``, **no γ^t**.
 
     What most implementations compute. For ``γ < 1`` it is *not* an unbiased estimate of
-    ``∇J`` (Thomas 2014; Nota & Thomas 2020). Book: practice, the dropped discount.
+    ``∇J`` (Thomas 2014; Nota & Thomas 2020). Book: the discount that practice
+    drops (book/04_dropped_discount.ipynb).
     """
     return score_weighted(batch, mdp, θ, returns_to_go(batch, from_time_zero=False), features)
 

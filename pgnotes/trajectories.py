@@ -37,7 +37,7 @@ def enumerate_trajectories(mdp: TabularMDP, θ, horizon: int, features=None) -> 
 
     the factorisation below eq. (1) of the source. Once a terminal state is reached the
     episode has ended: no action is drawn there (``mask`` is False, the stored action is 0).
-    Book: derivation A, ``eq-Ptau``.
+    Book: derivation A, ``a-Ptau``.
 
     Raises
     ------
