@@ -75,7 +75,7 @@ def state_values(mdp, θ, T, features=None) -> np.ndarray:
 
 
 def action_values(mdp, θ, T, features=None) -> np.ndarray:
-    r"""``Q_t(s,a)`` for ``t = 0..T-1``, shape (T, S, A). Book: converting A into B, ``eq-EG``."""
+    r"""``Q_t(s,a)`` for ``t = 0..T-1``, shape (T, S, A). Book: converting A into B, ``ab-EG``."""
     T = _horizon(mdp, T)
     return _backward(mdp, softmax_policy(mdp, θ, features).probs, T)[1]
 
@@ -97,7 +97,7 @@ def visit_counts(mdp, θ, T, features=None) -> np.ndarray:
 
 
 def objective(mdp, θ, T, features=None) -> float:
-    r"""``J_T(θ) = E[Σ_{t<T} γ^t r_t] = ρ0·V_0``. Book: derivation A, ``eq-JT``."""
+    r"""``J_T(θ) = E[Σ_{t<T} γ^t r_t] = ρ0·V_0``. Book: derivation A, ``a-J``."""
     T = _horizon(mdp, T)
     V, _ = _backward(mdp, softmax_policy(mdp, θ, features).probs, T)
     J = mdp.rho0 @ V[0]
