@@ -42,6 +42,9 @@ from ._validate import as_count
 from .check import angle
 
 __all__ = [
+    "Setting",
+    "SETTINGS",
+    "setting",
     "MISTAKES",
     "angle",
     "prompt_blind_values",
@@ -52,6 +55,67 @@ __all__ = [
     "export_completions",
     "check_weights",
 ]
+
+#: The names of the lab's two settings, for :func:`setting`.
+SETTINGS = ("toy", "long_answer")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    r"""One of the lab's two worlds: a token MDP, its features and three policies.
+
+    Attributes
+    ----------
+    name : ``"toy"`` or ``"long_answer"``.
+    tmdp : the :class:`~pgnotes.tokens.TokenMDP`.
+    features : ``φ``, shape (n_prefixes, n_vocab, d), :func:`pgnotes.tokens.token_features`.
+    θ_ref : the reference (SFT) policy, where RL starts.
+    θ : a policy some way into training (the lab's ``θ``, chapter 08's ``θ_far``/``θ_long``).
+    β, λ : the KL coefficient and the GAE parameter of the lab's tables.
+    """
+
+    name: str
+    tmdp: tk.TokenMDP
+    features: np.ndarray
+    θ_ref: np.ndarray
+    θ: np.ndarray
+    β: float = 0.05
+    λ: float = 0.95
+
+
+def setting(name: str = "toy") -> Setting:
+    r"""The lab's settings, shared by chapters 08 and 09 and the tests: ``"toy"`` or ``"long_answer"``.
+
+    ``"toy"``: :func:`pgnotes.tokens.toy_mdp` ``("sum")`` with ``rng = default_rng(0)``,
+    ``θ_ref = 0.5 z_1`` and ``θ = θ_ref + 0.7 z_2`` (``z`` standard normal draws of size ``d``).
+    ``"long_answer"``: :func:`pgnotes.tokens.long_answer_mdp` with ``θ_ref = 0.3 z_1`` lowered
+    by 2 on the (position, EOS) features, so that the reference policy writes long answers,
+    and ``θ = θ_ref + 0.5 z_2``. Book: language models III, ``lab-settings``.
+
+    Raises
+    ------
+    ValueError
+        For another name.
+    """
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r}; choose among {SETTINGS}")
+    rng = np.random.default_rng(0)
+    if name == "toy":
+        tmdp = tk.toy_mdp("sum")
+        φ = tk.token_features(tmdp)
+        θ_ref = 0.5 * rng.standard_normal(φ.shape[2])
+        θ = θ_ref + 0.7 * rng.standard_normal(φ.shape[2])
+    else:
+        tmdp = tk.long_answer_mdp()
+        φ = tk.token_features(tmdp)
+        θ_ref = 0.3 * rng.standard_normal(φ.shape[2])
+        V = tmdp.vocab_size
+        θ_ref[V**2 + V * np.arange(tmdp.max_len)] -= 2.0  # the (position, EOS) features
+        θ = θ_ref + 0.5 * rng.standard_normal(φ.shape[2])
+    for a in (φ, θ_ref, θ):
+        a.flags.writeable = False
+    return Setting(name, tmdp, φ, θ_ref, θ)
+
 
 #: The mistakes :func:`token_weights` can switch on, with what each one does.
 MISTAKES = {
