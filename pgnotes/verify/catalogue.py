@@ -71,13 +71,14 @@ class Candidate:
     read: Callable
 
 
-def _constant_name(s: float, a: dict) -> str:
+def _constant_name(s: float, a: dict, whitened: bool = False) -> str:
     m = a["response_mask"]
     N, T = m.shape
-    for name, k in (("sum", 1.0), ("token-mean", m.sum()), ("seq-mean-token-sum", N),
-                    ("Dr. GRPO N·T", N * T), ("1/T", T)):
-        if abs(s * k - 1) < 1e-6:
-            return name
+    n = m.sum()
+    for f, how in ((1.0, ""), (np.sqrt(n / (n - 1)), ", whitening with Bessel")) if whitened else ((1.0, ""),):
+        for name, k in (("sum", 1.0), ("token-mean", n), ("seq-mean-token-sum", N), ("Dr. GRPO N·T", N * T), ("1/T", T)):
+            if abs(s * f * k - 1) < 1e-6:
+                return name + how
     return f"constant 1/{1 / s:.4g}"
 
 
@@ -195,7 +196,7 @@ def candidates(sc: Scenario, form: str, declared: set, tol: float) -> list:
             cm = {"swapped": "clip_swapped", "none": "clip_missing"}.get(clip)
             out.append(Candidate(f"{label} | {agg} | {clip} | {kl}", bases,
                                  _loss_reader(label, a, agg, clip, kl, kl_in, β, mistake or cm,
-                                              isinstance(A, list), asym)))
+                                              isinstance(A, list), asym, whitened)))
         if sc.kind == "ppo" and kl_in and β > 0 and not whitened and mistake is None:
             for agg in ("token", "sequence"):
                 c = ref.aggregation_weight(m, agg)
@@ -249,7 +250,7 @@ def _mixed_group_rows(a):
     return np.array(rows, dtype=int)
 
 
-def _loss_reader(label, a, agg, clip, kl, kl_in, β, mistake, grouped, asym):
+def _loss_reader(label, a, agg, clip, kl, kl_in, β, mistake, grouped, asym, whitened):
     sd0, sd1 = ref.group_std(a, 0), ref.group_std(a, 1)
     clip_label = {"standard": "clip", "dual": "dual-clip c=3", "swapped": "clip swapped",
                   "none": "no clip"}[clip] + (" (asymmetric, clip-higher)" if asym else "")
@@ -272,7 +273,7 @@ def _loss_reader(label, a, agg, clip, kl, kl_in, β, mistake, grouped, asym):
         else:
             ok_g, s, base = True, float(k[0]), f"{label} | {agg} | {clip_label}"
         if agg == "token":
-            base += f" ({_constant_name(s, a)})"
+            base += f" ({_constant_name(s, a, whitened)})"
         ok_kl, full, m_kl = _kl_read(base, kl, b, s, β, kl_in, tol)
         m_all = mistake or m_kl or (None if ok_g else "advantages_scaled")
         return ok_g and ok_kl and m_all is None, full, m_all

@@ -101,7 +101,11 @@ def _declared(fn) -> tuple[set, bool]:
             raise ValueError(f"{getattr(fn, '__name__', 'fn')} takes {p.name!r}, which pgnotes.verify does not "
                              f"provide; {hint} (or give it a default)")
     if var:
-        names = set(VOCABULARY)
+        raise TypeError(f"{getattr(fn, '__name__', 'fn')} takes **kwargs: name the arguments it uses, so that "
+                        "pgnotes.verify knows what to pass (a wrapper keeps them with functools.wraps)")
+    if not names:
+        raise ValueError(f"{getattr(fn, '__name__', 'fn')} takes none of the arguments pgnotes.verify provides: "
+                         f"{', '.join(VOCABULARY)}")
     return names, var
 
 
@@ -131,7 +135,7 @@ def _form(out: np.ndarray, sc: Scenario, declared: set) -> str:
         if "log_prob" in declared:
             return "loss_given" if "advantages" in declared else "loss"
         if "logits" in declared:
-            return "logits"
+            return "logits_given" if "advantages" in declared else "logits"
         raise ValueError("a scalar loss must take log_prob (or logits; vpreds for a value loss): "
                          "pgnotes.verify differentiates it with respect to that argument")
     if out.shape == (N, T):
@@ -193,7 +197,7 @@ def _update(sc, W):
 
 def _judge(W, sc, form, declared, tol):
     sel = sc.mask
-    cands = catalogue.candidates(sc, {"logits": "loss"}.get(form, form), declared, tol)
+    cands = catalogue.candidates(sc, {"logits": "loss", "logits_given": "loss_given"}.get(form, form), declared, tol)
     fits = []
     for cand in cands:
         if not cand.bases or all(np.abs(b[sel]).max(initial=0) == 0 for b in cand.bases):
@@ -273,10 +277,10 @@ def check(fn, *, scenarios=None, kind: str | None = None, progress=None) -> Repo
             tol = ADVANTAGE_TOL if out.dtype.itemsize >= 8 else 1e-4
             W = out.astype(float)
         else:
-            key = {"value": "vpreds", "logits": "logits"}.get(form, "log_prob")
+            key = {"value": "vpreds", "logits": "logits", "logits_given": "logits"}.get(form, "log_prob")
             G, err = _gradient(fn, sc, declared, key, rng)
             tol = max(FD_FLOOR, 100 * err)
-            if form == "logits":
+            if form.startswith("logits"):
                 W, res, res_s = _weights_from_logits(-G, sc)
                 if res > tol and res_s < res:
                     rows.append(Row(sc.name, False, "the gradient reaches the logits of the previous position",
