@@ -69,6 +69,7 @@ class Candidate:
     name: str
     bases: list
     read: Callable
+    correct: bool = False  #: a legitimate structure (no built-in mistake): a target for the angle
 
 
 def _constant_name(s: float, a: dict, whitened: bool = False) -> str:
@@ -171,14 +172,15 @@ def candidates(sc: Scenario, form: str, declared: set, tol: float) -> list:
                 if c[0] <= 0:
                     return False, f"value loss {mode}, negative scale", "sign_flipped"
                 return mistake is None, f"value loss ({mode}) | {agg}", mistake
-            out.append(Candidate(f"value {mode} {agg}", [B], read))
+            out.append(Candidate(f"value {mode} {agg}", [B], read, mistake is None))
         return out
     if form == "advantages":
         for label, A, kl_in, mistake, whitened in _advantage_variants(sc, "own"):
             if isinstance(A, list):
-                out.append(Candidate(label, A, _grpo_adv_reader(label, a, mistake)))
+                out.append(Candidate(label, A, _grpo_adv_reader(label, a, mistake), mistake is None))
             else:
-                out.append(Candidate(label, [A], _ppo_adv_reader(label, A, m, kl_in, β, mistake, whitened)))
+                out.append(Candidate(label, [A], _ppo_adv_reader(label, A, m, kl_in, β, mistake, whitened),
+                                     mistake is None and (kl_in or β == 0)))
         return out
     ratio = np.exp(a["log_prob"] - a["old_log_prob"]) * m
     asym = "cliprange_high" in declared
@@ -196,12 +198,15 @@ def candidates(sc: Scenario, form: str, declared: set, tol: float) -> list:
             cm = {"swapped": "clip_swapped", "none": "clip_missing"}.get(clip)
             out.append(Candidate(f"{label} | {agg} | {clip} | {kl}", bases,
                                  _loss_reader(label, a, agg, clip, kl, kl_in, β, mistake or cm,
-                                              isinstance(A, list), asym, whitened)))
+                                              isinstance(A, list), asym, whitened),
+                                 not (mistake or cm) and kl in (None, "k3", "k2") and (kl_in or β == 0) != bool(kl)
+                                 if β > 0 else not (mistake or cm) and kl is None))
         if sc.kind == "ppo" and kl_in and β > 0 and not whitened and mistake is None:
             for agg in ("token", "sequence"):
                 c = ref.aggregation_weight(m, agg)
-                B = c * ref.surrogate_weight(ratio, A, low=low, high=high)
-                B = B + ref.kl_not_detached_weight(a, ratio, A, c, β, sc.λ, low=low, high=high)
+                A_nd = ref.gae(ref.token_rewards(a, β, source="log_prob"), a["values"], m, sc.λ)
+                B = c * ref.surrogate_weight(ratio, A_nd, low=low, high=high)
+                B = B + ref.kl_not_detached_weight(a, ratio, A_nd, c, β, sc.λ, low=low, high=high)
                 out.append(Candidate(f"{label} | {agg} | KL reward not detached", [B],
                                      lambda c, tol, agg=agg: (False, f"KL reward not detached | {agg}", "kl_not_detached")))
     return out

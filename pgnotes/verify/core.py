@@ -4,7 +4,8 @@ One job: call the user's function with the keyword arguments it declares, turn i
 into per-token weights ``W = -∂ loss/∂ log π`` (or take its advantages), fit every
 :class:`~pgnotes.verify.catalogue.Candidate` of the scenario on the same batch, and report
 the matched legitimate variant or the nearest mistake, with the angle and relative error of
-the batch update against the nearest legitimate one. Book: language models III, ``verify-check``.
+the batch update against the nearest legitimate one, and, for a PPO mistake, the exact
+signature of its expected update (:mod:`~pgnotes.verify.expectation`, columns "E angle", "E rel"). Book: language models III, ``verify-check``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import inspect
 import numpy as np
 
 from .. import tokens as tk
-from . import catalogue
+from . import catalogue, expectation
 from .layout import VOCABULARY, Scenario, scenario
 
 __all__ = ["Row", "Report", "check", "default_scenarios", "ADVANTAGE_TOL", "FD_STEP", "FD_FLOOR"]
@@ -44,6 +45,8 @@ class Row:
     angle: float
     relative_error: float
     margin: float
+    exact_angle: float = float("nan")
+    exact_relative_error: float = float("nan")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,18 +69,24 @@ class Report:
         return list(dict.fromkeys(r.mistake for r in self.rows if r.mistake))
 
     def __str__(self) -> str:
-        head = f"{'scenario':38s} {'verdict':7s} {'angle':>7s} {'rel.err':>8s} {'resid':>8s}  matched variant / nearest mistake"
+        head = (f"{'scenario':38s} {'verdict':7s} {'angle':>7s} {'rel.err':>8s} {'resid':>8s} {'E angle':>8s} "
+                f"{'E rel':>6s}  matched variant / nearest mistake")
         lines = [f"pgnotes.verify: {self.function} ({self.form})", head, "-" * len(head)]
         for r in self.rows:
             what = r.label if r.ok else f"{r.mistake}: {r.label}"
             lines.append(f"{r.scenario:38s} {'ok' if r.ok else 'WRONG':7s} {r.angle:6.2f}° {r.relative_error:8.1e} "
-                         f"{r.residual:8.1e}  {what}")
+                         f"{r.residual:8.1e} {_blank(r.exact_angle, '7.2f', '°')} {_blank(r.exact_relative_error, '6.2f')}  {what}")
         lines.append("")
         for m in self.mistakes:
             lines.append(f"  {m}: {catalogue.MISTAKES[m]}")
         lines.extend(f"  note: {n}" for n in self.notes)
         lines.append(f"VERDICT: {'correct' if self.ok else 'WRONG'} ({sum(r.ok for r in self.rows)}/{len(self.rows)} scenarios)")
         return "\n".join(lines)
+
+
+def _blank(x, fmt, unit=""):
+    width = int(fmt.split(".")[0]) + len(unit)
+    return " " * width if np.isnan(x) else f"{x:{fmt}}{unit}"
 
 
 def _declared(fn) -> tuple[set, bool]:
@@ -204,10 +213,11 @@ def _judge(W, sc, form, declared, tol):
             continue
         c, res, fitted = _fit(W, cand, sel)
         legit, label, mistake = cand.read(c, tol)
-        fits.append((res, legit, label, mistake, fitted, len(cand.bases)))
+        target = sum(cand.bases) if form == "advantages" else fitted
+        fits.append((res, legit, label, mistake, fitted, len(cand.bases), cand.correct, target))
     exact = [f for f in fits if f[0] <= tol]
     legit_exact = [f for f in exact if f[1]]
-    best_legit = min((f for f in fits if f[1]), key=lambda f: f[0], default=None)
+    best_legit = min((f for f in fits if f[6]), key=lambda f: f[0], default=None)
     if legit_exact:
         hit = min(legit_exact, key=lambda f: (f[5], f[0]))
         ok, mistake, label = True, None, hit[2]
@@ -220,7 +230,7 @@ def _judge(W, sc, form, declared, tol):
         label = hit[2] + (f" (nearest, residual {hit[0]:.1e})" if hit[1] else "")
     others = [f[0] for f in fits if not f[1] and f[0] > tol]
     margin = min(others, default=np.inf)
-    target = best_legit[4] if best_legit is not None else hit[4]
+    target = hit[4] if ok or best_legit is None else best_legit[7]
     g_user, g_ref = _update(sc, W), _update(sc, target)
     ang = float(np.degrees(np.arccos(np.clip(g_user @ g_ref / max(np.linalg.norm(g_user) * np.linalg.norm(g_ref), 1e-300), -1, 1))))
     rel = float(np.linalg.norm(g_user - g_ref) / max(np.linalg.norm(g_ref), 1e-300))
@@ -300,5 +310,10 @@ def check(fn, *, scenarios=None, kind: str | None = None, progress=None) -> Repo
                 rows.append(Row(sc.name, False, f"padding carries weight up to {pad / scale:.1e} of the largest",
                                 "forgotten_mask", pad / scale, tol, float("nan"), float("nan"), float("nan")))
                 continue
-        rows.append(_judge(W, sc, form, declared, tol))
+        row = _judge(W, sc, form, declared, tol)
+        if not row.ok and sc.kind == "ppo" and row.mistake in expectation.EXPECTED:
+            sig = expectation.signature(row.mistake, spec[0], sc.β, sc.λ, sc.away)
+            if sig is not None:
+                row = dataclasses.replace(row, exact_angle=sig[0], exact_relative_error=sig[1])
+        rows.append(row)
     return Report(getattr(fn, "__name__", "fn"), form or "?", tuple(rows), tuple(notes))

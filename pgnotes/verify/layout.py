@@ -119,13 +119,15 @@ def _away(st: lab.Setting, batch: tk.TokenBatch, A: np.ndarray) -> np.ndarray:
 
 
 def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.95, away: bool = False,
-             seed: int = 0) -> Scenario:
+             seed: int = 0, enumerate_all: bool = False) -> Scenario:
     r"""A batch in the trainer layout: ``setting`` of :func:`pgnotes.lab.setting`, ``kind`` ppo or grpo.
 
     The batch is drawn from ``θ_old`` (the setting's ``θ``) with ``default_rng(seed)``;
     ``log_prob`` is evaluated at ``θ_old`` or, with ``away=True``, after three normalised ascent
     steps on the batch's clipped surrogate, so that ratios leave ``[1-ε, 1+ε]`` on both sides.
     ``values`` is the exact ``V`` of ``π_old`` with the KL-shaped reward of coefficient ``β``.
+    With ``enumerate_all=True`` (PPO) the rows are every completion instead (``batch.p`` holds
+    ``π_old(y|x)``), at the same ``θ``: the exact expectations of :mod:`~pgnotes.verify.expectation`.
     Book: language models III, ``verify-layout``.
     """
     if kind not in ("ppo", "grpo"):
@@ -147,6 +149,14 @@ def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.
         s = scores.reshape(-1, G)
         A = ((s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-6)).reshape(-1, 1) * mask
     θ = _away(st, batch, A) if away else np.array(θ_old)
+    name = f"{kind} {st.name} β={β:g} λ={λ:g} {'away' if away else 'θ=θ_old'}"
+    if enumerate_all:
+        batch, G, rng = tk.completions(tmdp, θ_old, φ), 1, np.random.default_rng(seed)
+        N, mask, scores = batch.n, batch.mask, batch.rewards.astype(float)
+        old, ref = tk.token_log_probs(tmdp, θ_old, batch, φ), tk.token_log_probs(tmdp, θ_ref, batch, φ)
+        values = np.where(mask, np.append(critic, 0.0)[batch.prefixes], 0.0)
+        r = ppo.token_rewards(tmdp, batch, β=β, θ=θ_old, θ_ref=θ_ref, features=φ)
+        A, name = ppo.gae_advantages(tmdp, batch, r, critic, λ), name + " (every completion)"
     log_π = tk.token_policy(tmdp, θ, φ)[1]
     k = np.where(mask, batch.prefixes, 0)
     logits = np.where(mask[..., None], log_π[k] + rng.normal(0, 1, (N, T, 1)), 0.0)
@@ -163,5 +173,4 @@ def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.
         cliprange=CLIP, cliprange_low=CLIP_LOW, cliprange_high=CLIP_HIGH, clip_ratio_c=CLIP_C,
         cliprange_value=CLIP_VALUE, kl_coef=float(β), gamma=1.0, lam=float(λ),
     )
-    name = f"{kind} {st.name} β={β:g} λ={λ:g} {'away' if away else 'θ=θ_old'}"
     return Scenario(name, kind, st, float(β), float(λ), bool(away), batch, θ, np.array(θ_old), arrays)

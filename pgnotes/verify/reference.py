@@ -26,12 +26,13 @@ __all__ = [
 ]
 
 
-def token_rewards(a: dict, β: float, *, place: str = "last_real", mask=None) -> np.ndarray:
+def token_rewards(a: dict, β: float, *, place: str = "last_real", mask=None, source: str = "old_log_prob") -> np.ndarray:
     r"""Per-token rewards: the score on one position, ``-β (log π_old - log π_ref)`` on every real token.
 
     ``place``: ``"last_real"`` (correct: the last real token, ``token_level_scores``),
     ``"last_column"`` (mistake: column ``T-1``, whatever the row's length), ``"first_pad"``
-    (mistake: index ``|y|``, then masked away). Book: language models III, ``verify-reference``.
+    (mistake: index ``|y|``, then masked away). ``source="log_prob"`` is the KL of the policy
+    being trained (the mistake of a KL reward that is not detached). Book: language models III, ``verify-reference``.
     """
     m = a["response_mask"] if mask is None else mask
     N, T = m.shape
@@ -46,7 +47,7 @@ def token_rewards(a: dict, β: float, *, place: str = "last_real", mask=None) ->
         r[np.flatnonzero(inside), lengths[inside]] = a["scores"][inside]
     else:
         raise ValueError(f"place must be 'last_real', 'last_column' or 'first_pad', got {place!r}")
-    return (r - β * (a["old_log_prob"] - a["ref_log_prob"])) * m
+    return (r - β * (a[source] - a["ref_log_prob"])) * m
 
 
 def gae(rewards, values, mask, λ: float, γ: float = 1.0) -> np.ndarray:
