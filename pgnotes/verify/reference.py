@@ -173,7 +173,7 @@ def value_weight(a: dict, *, mode: str = "max") -> np.ndarray:
     r"""``-∂/∂ v`` of the per-token value loss ``½ max((v - R)², (clip(v, v_old ± c) - R)²)``.
 
     ``mode``: ``"max"`` (PPO's clipped value loss), ``"plain"`` (no clipping), ``"min"``
-    (mistake: the minimum, which lets the critic jump). Book: language models II, ``ppo-critic``.
+    (mistake: the minimum, which lets the critic jump). Book: language models II, ``ppo-clip``.
     """
     v, R, old, cv = a["vpreds"], a["returns"], a["values"], a["cliprange_value"]
     vc = np.clip(v, old - cv, old + cv)
