@@ -151,3 +151,13 @@ def test_correct_torch_implementations_are_judged_correct_and_named(name):
 def test_a_sign_flipped_torch_loss_is_caught():
     report = verify.check(torch_fn(grpo_sign_flipped))
     assert not report.ok and report.mistakes == ["sign_flipped"], str(report)
+
+
+def test_grpo_rows_carry_the_exact_group_expectation():
+    # evidence: Dr. GRPO's exact expectation (pgnotes.groups) is ∇J (G-1)/G: angle 0, rel. error 1/G
+    report = verify.check(torch_fn(dr_grpo))
+    rows = [r for r in report.rows if "θ=θ_old" in r.scenario]
+    for r, G in zip(rows, (8, 4)):
+        assert r.exact_angle < 1e-6 and abs(r.exact_relative_error - 1 / G) < 1e-12, r
+    trl = verify.check(torch_fn(trl_grpo))  # std and the per-sequence mean turn the update
+    assert all(r.exact_angle > 1 for r in trl.rows if "θ=θ_old" in r.scenario and "β=0 " in r.scenario)

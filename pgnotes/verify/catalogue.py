@@ -77,7 +77,8 @@ def _constant_name(s: float, a: dict, whitened: bool = False) -> str:
     N, T = m.shape
     n = m.sum()
     for f, how in ((1.0, ""), (np.sqrt(n / (n - 1)), ", whitening with Bessel")) if whitened else ((1.0, ""),):
-        for name, k in (("sum", 1.0), ("token-mean", n), ("seq-mean-token-sum", N), ("Dr. GRPO N·T", N * T), ("1/T", T)):
+        for name, k in (("sum", 1.0), ("token-mean", n), ("seq-mean-token-sum", N),
+                        ("Dr. GRPO N·T, TRL dr_grpo", N * T), ("1/T, verl seq-mean-token-sum-norm", T)):
             if abs(s * f * k - 1) < 1e-6:
                 return name + how
     return f"constant 1/{1 / s:.4g}"
@@ -99,11 +100,15 @@ def _kl_read(label, kl, b, s, β, in_reward, tol):
     return True, label, None
 
 
-def _group_read(k, sd0, sd1, tol, s=None):
+def _group_read(k, sd0, sd1, tol, s=None, G=None):
     """Per-group scales k_g = s / (std_g + ε): returns (ok, s, label). ``s`` known (advantages: 1;
-    a loss with a KL term: its coefficient over kl_coef) or fitted from the line 1/k = std/s + ε/s."""
-    if np.ptp(k) <= 100 * tol * np.abs(k).max() and (s is None or abs(k.mean() - s) <= 100 * tol * s):
-        return True, float(k.mean()), "no std division (Dr. GRPO; RLOO is this up to G/(G-1))"
+    a loss with a KL term: its coefficient over kl_coef) or fitted from the line 1/k = std/s + ε/s.
+    With ``s`` known, a constant ``k = s G/(G-1)`` is RLOO's leave-one-out baseline."""
+    if np.ptp(k) <= 100 * tol * np.abs(k).max():
+        if s is None or abs(k.mean() - s) <= 100 * tol * s:
+            return True, float(k.mean()), "no std division (Dr. GRPO; RLOO is this up to G/(G-1))"
+        if G and abs(k.mean() - s * G / (G - 1)) <= 100 * tol * s:
+            return True, s, "RLOO leave-one-out baseline, no std division"
     if s is not None:
         for ddof, sd in ((0, sd0), (1, sd1)):
             ε = s / k - sd
@@ -239,7 +244,8 @@ def _grpo_adv_reader(label, a, mistake):
         if np.any(k <= 0):
             return False, label + " with a negative scale", "sign_flipped"
         idx = _mixed_group_rows(a)
-        ok, s, what = _group_read(k, sd0[idx], sd1[idx], tol, s=1.0)
+        G = int(np.bincount(np.unique(a["index"], return_inverse=True)[1]).max())
+        ok, s, what = _group_read(k, sd0[idx], sd1[idx], tol, s=1.0, G=G)
         return ok and mistake is None, f"{label}, {what}", mistake or (None if ok else "advantages_scaled")
     return read
 

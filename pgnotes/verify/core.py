@@ -51,7 +51,13 @@ class Row:
 
 @dataclasses.dataclass(frozen=True)
 class Report:
-    """The verdicts of :func:`check`: ``ok`` when every scenario matched a legitimate variant."""
+    """The verdicts of :func:`check`: ``ok`` when every scenario matched a legitimate variant.
+
+    Columns of ``str(report)``: the angle and relative error of the batch update against the
+    nearest correct variant; the residual of the fit; "E angle" and "E rel", exact expected
+    updates: for a PPO mistake, against the correct PPO update (every completion weighed by
+    its probability); for a GRPO variant at ``θ = θ_old`` and ``β = 0``, against ``∇J``.
+    """
 
     function: str
     form: str
@@ -313,6 +319,11 @@ def check(fn, *, scenarios=None, kind: str | None = None, progress=None) -> Repo
         row = _judge(W, sc, form, declared, tol)
         if not row.ok and sc.kind == "ppo" and row.mistake in expectation.EXPECTED:
             sig = expectation.signature(row.mistake, spec[0], sc.β, sc.λ, sc.away)
+            if sig is not None:
+                row = dataclasses.replace(row, exact_angle=sig[0], exact_relative_error=sig[1])
+        if row.ok and sc.kind == "grpo" and not sc.away and sc.β == 0:
+            G = int((sc.arrays["index"] == 0).sum())
+            sig = expectation.group_signature(spec[0], G, row.label)
             if sig is not None:
                 row = dataclasses.replace(row, exact_angle=sig[0], exact_relative_error=sig[1])
         rows.append(row)

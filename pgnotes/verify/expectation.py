@@ -5,22 +5,26 @@ row by its probability :math:`ρ_0(x)\,π_{old}(y|x)` (:func:`pgnotes.tokens.row
 form :math:`E[\hat g] = \sum_i q_i \sum_t W_{i,t} ∇_θ \log π_θ(y_{i,t}|s_{i,t})` for the
 correct PPO weights (KL in the reward, GAE, the clipped surrogate, summed over tokens) and for
 the same code with one mistake of :data:`~pgnotes.verify.catalogue.MISTAKES` switched on.
-Mistakes that need batch statistics, padding or logits have no entry. Book: language models III,
+Mistakes that need batch statistics, padding or logits have no entry. For GRPO,
+:func:`group_signature` gives the exact expectation of a matched variant (through
+:func:`pgnotes.groups.group_estimator_expectation`) against :math:`∇J`. Book: language models III,
 ``verify-check``.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 
+from .. import groups, lab
 from .. import tokens as tk
 from ..check import angle
 from . import reference as ref
 from .layout import scenario
 
-__all__ = ["EXPECTED", "signature"]
+__all__ = ["EXPECTED", "signature", "group_signature"]
 
 
 def _weights(a: dict, β: float, λ: float, mistake: str | None) -> np.ndarray:
@@ -69,3 +73,39 @@ def signature(mistake: str, setting: str, β: float, λ: float, away: bool) -> t
         return q @ tk.score_sum(st.tmdp, sc.θ, sc.batch, W, st.features)
     good, bad = update(_weights(a, β, λ, None)), update(_weights(a, β, λ, mistake))
     return angle(bad, good), float(np.linalg.norm(bad - good) / np.linalg.norm(good))
+
+
+def _group_spec(label: str):
+    """(ddof or None, ε, per-sequence mean) read from a GRPO variant's label; None if not GRPO-like."""
+    m = re.search(r"ε[=≈]([0-9.e+-]+)", label)
+    if "no std" in label:
+        std, eps = None, 0.0
+    elif m and "std" in label:
+        std, eps = (1 if "(Bessel)" in label else 0), float(m.group(1))
+    else:
+        return None
+    return std, eps, "| sequence |" in label
+
+
+@functools.lru_cache(maxsize=64)
+def group_signature(setting: str, G: int, label: str) -> tuple[float, float] | None:
+    r"""``(angle, relative error)`` of a GRPO variant's exact expected update against :math:`∇J`.
+
+    The variant (standard deviation with or without Bessel's correction and its ε, or none;
+    per-sequence token mean or not) is read from its label; the expectation is
+    :func:`pgnotes.groups.group_estimator_expectation` with groups of ``G``, at ``θ = θ_old``
+    without KL. Book: language models I, ``lm-groups``.
+    """
+    spec = _group_spec(label)
+    if spec is None:
+        return None
+    std, eps, sequence = spec
+    st = lab.setting(setting)
+
+    def advantage(r):
+        return groups.group_advantages(r, divide_by_std=std is not None, ddof=std or 0, eps=eps)
+    weight = (lambda b: 1.0 / np.maximum(b.lengths, 1)) if sequence else None
+    e = groups.group_estimator_expectation(st.tmdp, st.θ, G, advantage, sequence_weight=weight,
+                                           features=st.features)
+    g = tk.policy_gradient(st.tmdp, st.θ, features=st.features)
+    return angle(e, g), float(np.linalg.norm(e - g) / np.linalg.norm(g))
