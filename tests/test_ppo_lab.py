@@ -128,15 +128,15 @@ def test_eos_masked_drops_the_stop_decision(name):
     assert sig["angle"] > 8 and sig["relative_error"] > 0.5
 
 
-def test_kl_twice_adds_the_gradient_of_the_reverse_per_token_kl():
+def test_kl_twice_adds_the_gradient_of_the_forward_per_prefix_kl():
     tmdp, φ, θ_ref, θ = toy()
     sig = lab.compare(tmdp, θ, "kl_twice", λ=λ, β=β, θ_ref=θ_ref, features=φ)
     ev, π_ref = tk.evaluate(tmdp, θ, features=φ), tk.evaluate(tmdp, θ_ref, features=φ).π
 
-    def reverse_kl(z):  # Σ_s μ(s) KL(π_ref(·|s) ‖ π_z(·|s)), μ frozen at θ
+    def forward_kl(z):  # Σ_s μ(s) KL(π_ref(·|s) ‖ π_z(·|s)), μ frozen at θ: a forward KL
         return np.sum(ev.μ * np.sum(π_ref * (np.log(π_ref) - tk.evaluate(tmdp, z, features=φ).log_π), axis=1))
 
-    extra = -β * pg.check.complex_step_gradient(reverse_kl, θ)
+    extra = -β * pg.check.complex_step_gradient(forward_kl, θ)
     assert pg.check.relative_error(sig["expected"] - sig["correct"], extra) < 1e-10
     assert sig["angle"] > 10 and sig["relative_error"] > 0.3
     t_long, φ_long, ref_long, θ_long = long_answer()

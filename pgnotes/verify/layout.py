@@ -149,7 +149,8 @@ def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.
         s = scores.reshape(-1, G)
         A = ((s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-6)).reshape(-1, 1) * mask
     θ = _away(st, batch, A) if away else np.array(θ_old)
-    name = f"{kind} {st.name} β={β:g} λ={λ:g} {'away' if away else 'θ=θ_old'}"
+    lam = f" λ={λ:g}" if kind == "ppo" else ""  # GRPO has no critic, no λ
+    name = f"{kind} {st.name} β={β:g}{lam} {'away' if away else 'θ=θ_old'}"
     if enumerate_all:
         batch, G, rng = tk.completions(tmdp, θ_old, φ), 1, np.random.default_rng(seed)
         N, mask, scores = batch.n, batch.mask, batch.rewards.astype(float)
