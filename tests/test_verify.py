@@ -121,6 +121,8 @@ def test_a_misspelt_keyword_suggests_the_name():
     (lambda **kw: 0.0, TypeError, "kwargs"),
     (lambda log_prob, ref_log_prob: 0.0, ValueError, "kl_coef"),
     (lambda values, response_mask: values, ValueError, "lam"),
+    (lambda log_prob, response_mask: float(np.sum(log_prob.astype(np.float32) * response_mask)),
+     ValueError, "float64"),
 ])
 def test_user_errors_name_the_fix(fn, error, match):
     with pytest.raises(error, match=match):

@@ -14,7 +14,7 @@ reference implementations), :mod:`~pgnotes.verify.catalogue` (variants and mista
 """
 
 from .catalogue import AGGREGATIONS, EPS_MAX, MISTAKES
-from .core import ADVANTAGE_TOL, FD_FLOOR, FD_STEP, Report, Row, check, default_scenarios
+from .core import ADVANTAGE_TOL, FD_FLOOR, FD_MAX_ERROR, FD_STEP, Report, Row, check, default_scenarios
 from .layout import TRAINER_NAMES, VOCABULARY, Scenario, scenario
 
 __all__ = [
@@ -31,5 +31,6 @@ __all__ = [
     "ADVANTAGE_TOL",
     "FD_STEP",
     "FD_FLOOR",
+    "FD_MAX_ERROR",
     "EPS_MAX",
 ]

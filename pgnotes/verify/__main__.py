@@ -49,6 +49,12 @@ def main(argv=None) -> int:
     except (ValueError, TypeError) as e:
         print(f"cannot check {args.target}: {e}", file=sys.stderr)
         return 1
+    except Exception:  # the user's function itself failed: show where, in their code
+        import traceback
+
+        traceback.print_exc()
+        print(f"cannot check {args.target}: the function raised the error above", file=sys.stderr)
+        return 1
     print(report)
     print(f"({time.perf_counter() - start:.1f} s)", file=sys.stderr)
     return 0 if report.ok else 1

@@ -20,7 +20,7 @@ from .. import tokens as tk
 from . import catalogue, expectation
 from .layout import VOCABULARY, Scenario, scenario
 
-__all__ = ["Row", "Report", "check", "default_scenarios", "ADVANTAGE_TOL", "FD_STEP", "FD_FLOOR"]
+__all__ = ["Row", "Report", "check", "default_scenarios", "ADVANTAGE_TOL", "FD_STEP", "FD_FLOOR", "FD_MAX_ERROR"]
 
 #: Relative residual at which float64 advantages count as equal (rounding of ~10² float64 operations is ~1e-14).
 ADVANTAGE_TOL = 1e-8
@@ -28,6 +28,8 @@ ADVANTAGE_TOL = 1e-8
 FD_STEP = 1e-5
 #: The smallest tolerance of the loss route: 100 × the central-difference error, but at least this.
 FD_FLOOR = 1e-6
+#: The largest central-difference error estimate accepted; above it the loss is too coarse to judge.
+FD_MAX_ERROR = 1e-4
 #: Real entries differenced a second time (with 2h) for the error estimate, per scenario.
 FD_CHECKED = 32
 
@@ -295,6 +297,10 @@ def check(fn, *, scenarios=None, kind: str | None = None, progress=None) -> Repo
         else:
             key = {"value": "vpreds", "logits": "logits", "logits_given": "logits"}.get(form, "log_prob")
             G, err = _gradient(fn, sc, declared, key, rng)
+            if err > FD_MAX_ERROR:
+                raise ValueError(f"central differences of the loss with steps h and 2h disagree by {err:.1e} "
+                                 f"(scenario {sc.name!r}): compute the loss in float64 (torch.float64, "
+                                 "torch.from_numpy keeps it), without rounding or sampling inside")
             tol = max(FD_FLOOR, 100 * err)
             if form.startswith("logits"):
                 W, res, res_s = _weights_from_logits(-G, sc)
