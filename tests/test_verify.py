@@ -153,7 +153,7 @@ def test_the_command_runs_on_a_file_outside_the_repository(tmp_path):
                                         capture_output=True, text=True, timeout=120)
     ok = run("mine.py:good")
     assert ok.returncode == 0 and "VERDICT: correct" in ok.stdout, ok.stdout + ok.stderr
-    assert "[1/16]" in ok.stderr  # progress
+    assert "[1/24]" in ok.stderr  # progress
     bad = run("mine.py:bad")
     assert bad.returncode == 1 and "VERDICT: WRONG" in bad.stdout
     missing = run("mine.py:nope")

@@ -129,7 +129,7 @@ def grpo_sign_flipped(log_prob, old_log_prob, scores, index, response_mask, clip
 
 
 CORRECT = {
-    "verl_ppo": ("clip", "token-mean, whitening with Bessel"),
+    "verl_ppo": ("dual-clip c=3", "token-mean, whitening with Bessel"),
     "openrlhf_ppo": ("k3 loss", "sequence"),
     "verl_policy_loss": ("asymmetric", "seq-mean-token-sum"),
     "trl_grpo": ("std (Bessel) + ε=1.0e-04", "k3 loss"),

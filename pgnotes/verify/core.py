@@ -246,8 +246,8 @@ def _judge(W, sc, form, declared, tol):
 
 
 def default_scenarios(declared: set, kind: str | None = None) -> list:
-    r"""The scenarios :func:`check` runs for a function taking ``declared``: both settings, ``θ = θ_old``
-    and away, ``λ ∈ {0.95, 1}`` (PPO with a critic), ``β ∈ {0, 0.05}`` (when ``kl_coef`` is taken).
+    r"""The scenarios :func:`check` runs for a function taking ``declared``: both settings, ``θ = θ_old``,
+    away (three ascent steps) and stale (a random step, dual-clip binds), ``λ ∈ {0.95, 1}`` (PPO with a critic), ``β ∈ {0, 0.05}`` (when ``kl_coef`` is taken).
 
     Book: language models III, ``verify-check``.
     """
@@ -261,7 +261,8 @@ def default_scenarios(declared: set, kind: str | None = None) -> list:
                          "lam, so that λ = 0.95 and λ = 1 can both be checked")
     βs = (0.0, 0.05) if "kl_coef" in declared else (0.0,)
     λs = (0.95, 1.0) if kind == "ppo" and "lam" in declared else (0.95,)
-    return [(s, kind, β, λ, away) for s in ("toy", "long_answer") for β in βs for λ in λs for away in (False, True)]
+    return [(s, kind, β, λ, away) for s in ("toy", "long_answer") for β in βs for λ in λs
+            for away in (False, True, "stale")]
 
 
 def check(fn, *, scenarios=None, kind: str | None = None, progress=None) -> Report:

@@ -78,7 +78,7 @@ class Scenario:
     setting: lab.Setting
     β: float
     λ: float
-    away: bool
+    away: bool | str
     batch: tk.TokenBatch
     θ: np.ndarray
     θ_old: np.ndarray
@@ -118,13 +118,26 @@ def _away(st: lab.Setting, batch: tk.TokenBatch, A: np.ndarray) -> np.ndarray:
     return θ
 
 
-def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.95, away: bool = False,
+def _stale(st: lab.Setting, batch: tk.TokenBatch, A: np.ndarray) -> np.ndarray:
+    """θ_old plus a seeded standard normal step: the first draw where a token with A < 0 has ratio > c."""
+    old = tk.token_log_probs(st.tmdp, st.θ, batch, st.features)
+    for k in range(100):
+        θ = st.θ + np.random.default_rng(k).standard_normal(st.θ.shape)
+        ρ = np.exp(tk.token_log_probs(st.tmdp, θ, batch, st.features) - old)
+        if np.any((A < 0) & (ρ > CLIP_C) & batch.mask) and np.any((A > 0) & (ρ > 1 + CLIP) & batch.mask):
+            return θ
+    raise RuntimeError("no stale θ with a dual-clipped token in 100 draws")  # pragma: no cover
+
+
+def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.95, away: bool | str = False,
              seed: int = 0, enumerate_all: bool = False) -> Scenario:
     r"""A batch in the trainer layout: ``setting`` of :func:`pgnotes.lab.setting`, ``kind`` ppo or grpo.
 
     The batch is drawn from ``θ_old`` (the setting's ``θ``) with ``default_rng(seed)``;
     ``log_prob`` is evaluated at ``θ_old`` or, with ``away=True``, after three normalised ascent
-    steps on the batch's clipped surrogate, so that ratios leave ``[1-ε, 1+ε]`` on both sides.
+    steps on the batch's clipped surrogate, so that ratios leave ``[1-ε, 1+ε]`` on both sides;
+    ``away="stale"`` adds a seeded random step instead (a stale batch), large enough that a
+    token with a negative advantage has a ratio above the dual-clip bound ``c``.
     ``values`` is the exact ``V`` of ``π_old`` with the KL-shaped reward of coefficient ``β``.
     With ``enumerate_all=True`` (PPO) the rows are every completion instead (``batch.p`` holds
     ``π_old(y|x)``), at the same ``θ``: the exact expectations of :mod:`~pgnotes.verify.expectation`.
@@ -148,9 +161,11 @@ def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.
     if kind == "grpo":
         s = scores.reshape(-1, G)
         A = ((s - s.mean(1, keepdims=True)) / (s.std(1, keepdims=True) + 1e-6)).reshape(-1, 1) * mask
-    θ = _away(st, batch, A) if away else np.array(θ_old)
+    if away not in (False, True, "stale"):
+        raise ValueError(f"away must be False, True or 'stale', got {away!r}")
+    θ = _stale(st, batch, A) if away == "stale" else _away(st, batch, A) if away else np.array(θ_old)
     lam = f" λ={λ:g}" if kind == "ppo" else ""  # GRPO has no critic, no λ
-    name = f"{kind} {st.name} β={β:g}{lam} {'away' if away else 'θ=θ_old'}"
+    name = f"{kind} {st.name} β={β:g}{lam} {'stale' if away == 'stale' else 'away' if away else 'θ=θ_old'}"
     if enumerate_all:
         batch, G, rng = tk.completions(tmdp, θ_old, φ), 1, np.random.default_rng(seed)
         N, mask, scores = batch.n, batch.mask, batch.rewards.astype(float)
@@ -174,4 +189,4 @@ def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.
         cliprange=CLIP, cliprange_low=CLIP_LOW, cliprange_high=CLIP_HIGH, clip_ratio_c=CLIP_C,
         cliprange_value=CLIP_VALUE, kl_coef=float(β), gamma=1.0, lam=float(λ),
     )
-    return Scenario(name, kind, st, float(β), float(λ), bool(away), batch, θ, np.array(θ_old), arrays)
+    return Scenario(name, kind, st, float(β), float(λ), away, batch, θ, np.array(θ_old), arrays)
