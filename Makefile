@@ -7,7 +7,7 @@ BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.installed
 NBVAL      := --nbval --nbval-current-env --nbval-sanitize-with=book/sanitize.cfg
 
-.PHONY: install book test unit nbval repro site-test mutants benchmarks lab run clean
+.PHONY: install book test unit nbval repro site-test mutants benchmarks verify-bench lab run clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,9 @@ nbval: install
 
 benchmarks: install  ## print the performance ratios of the README
 	$(BIN)/python benchmarks/run.py
+
+verify-bench: install  ## time `python -m pgnotes.verify` on a numpy and a PyTorch function
+	$(BIN)/python benchmarks/verify_cli.py
 
 lab: install  ## open the notebooks in JupyterLab with the same venv
 	$(BIN)/jupyter lab book/

@@ -42,8 +42,13 @@ from ._validate import as_count
 from .check import angle
 
 __all__ = [
+    "Setting",
+    "SETTINGS",
+    "setting",
     "MISTAKES",
+    "AGGREGATIONS",
     "angle",
+    "whitened_expectation",
     "prompt_blind_values",
     "token_weights",
     "policy_gradient_estimate",
@@ -52,6 +57,78 @@ __all__ = [
     "export_completions",
     "check_weights",
 ]
+
+#: The names of the lab's two settings, for :func:`setting`.
+SETTINGS = ("toy", "long_answer")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    r"""One of the lab's two worlds: a token MDP, its features and three policies.
+
+    Attributes
+    ----------
+    name : ``"toy"`` or ``"long_answer"``.
+    tmdp : the :class:`~pgnotes.tokens.TokenMDP`.
+    features : ``φ``, shape (n_prefixes, n_vocab, d), :func:`pgnotes.tokens.token_features`.
+    θ_ref : the reference (SFT) policy, where RL starts.
+    θ : a policy some way into training (the lab's ``θ``, chapter 08's ``θ_far``/``θ_long``).
+    β, λ : the KL coefficient and the GAE parameter of the lab's tables.
+    """
+
+    name: str
+    tmdp: tk.TokenMDP
+    features: np.ndarray
+    θ_ref: np.ndarray
+    θ: np.ndarray
+    β: float = 0.05
+    λ: float = 0.95
+
+
+def setting(name: str = "toy") -> Setting:
+    r"""The lab's settings, shared by chapters 08 and 09 and the tests: ``"toy"`` or ``"long_answer"``.
+
+    ``"toy"``: :func:`pgnotes.tokens.toy_mdp` ``("sum")`` with ``rng = default_rng(0)``,
+    ``θ_ref = 0.5 z_1`` and ``θ = θ_ref + 0.7 z_2`` (``z`` standard normal draws of size ``d``).
+    ``"long_answer"``: :func:`pgnotes.tokens.long_answer_mdp` with ``θ_ref = 0.3 z_1`` lowered
+    by 2 on the (position, EOS) features, so that the reference policy writes long answers,
+    and ``θ = θ_ref + 0.5 z_2``. Book: language models III, ``lab-settings``.
+
+    Raises
+    ------
+    ValueError
+        For another name.
+    """
+    if name not in SETTINGS:
+        raise ValueError(f"unknown setting {name!r}; choose among {SETTINGS}")
+    rng = np.random.default_rng(0)
+    if name == "toy":
+        tmdp = tk.toy_mdp("sum")
+        φ = tk.token_features(tmdp)
+        θ_ref = 0.5 * rng.standard_normal(φ.shape[2])
+        θ = θ_ref + 0.7 * rng.standard_normal(φ.shape[2])
+    else:
+        tmdp = tk.long_answer_mdp()
+        φ = tk.token_features(tmdp)
+        θ_ref = 0.3 * rng.standard_normal(φ.shape[2])
+        V = tmdp.vocab_size
+        θ_ref[V**2 + V * np.arange(tmdp.max_len)] -= 2.0  # the (position, EOS) features
+        θ = θ_ref + 0.5 * rng.standard_normal(φ.shape[2])
+    for a in (φ, θ_ref, θ):
+        a.flags.writeable = False
+    return Setting(name, tmdp, φ, θ_ref, θ)
+
+
+#: The aggregations :func:`token_weights` offers: legitimate choices, each with its own target.
+AGGREGATIONS = {
+    "sum": "the sum over the tokens of each completion, then the mean over completions "
+    "(verl 'seq-mean-token-sum'); unbiased for ∇J_β",
+    "token_mean": "the mean over all real tokens of the batch (verl 'token-mean', TRL 'bnpo'/'dapo', "
+    "the PPO paper): weights divided by the batch's mean length; in a large batch ∇J_β / E|y|",
+    "sequence_mean": "the mean over the tokens of each completion (weights divided by |y|), then over "
+    "completions (verl 'seq-mean-token-mean', TRL 'grpo', OpenRLHF): another objective",
+    "constant": "the sum divided by a constant, here L (Dr. GRPO, TRL 'dr_grpo'): ∇J_β / L",
+}
 
 #: The mistakes :func:`token_weights` can switch on, with what each one does.
 MISTAKES = {
@@ -62,10 +139,6 @@ MISTAKES = {
     "advantage and no gradient; the reward moves to the token before it",
     "kl_twice": "the KL penalty is in the reward (-β log π/π_ref per token) and, again, in "
     "the loss (β Σ_t k3_t, k3 = π_ref/π - log(π_ref/π) - 1, as in GRPO)",
-    "token_mean": "the loss is the mean over all real tokens of the batch (weights divided by "
-    "the mean length) instead of the sum per completion",
-    "sequence_mean": "the loss is the mean over the tokens of each completion (weights divided "
-    "by |y|), then over completions",
     "whiten_padded": "advantages are whitened with the mean and standard deviation over every "
     "position of the padded batch, PAD positions (advantage 0) included",
     "zero_critic": "the critic is V ≡ 0 (an untrained value head); with λ < 1 the terminal "
@@ -121,6 +194,7 @@ def _population(tmdp, batch) -> np.ndarray:
 def token_weights(
     tmdp: tk.TokenMDP, θ, batch: tk.TokenBatch, *, mistake: str | None = None, λ: float = 1.0, critic=None,
     β: float = 0.0, θ_ref=None, whiten: bool = False, batch_size: int | None = None, features=None,
+    aggregation: str = "sum",
 ) -> np.ndarray:
     r"""The per-token weights :math:`w_{i,t}` of the policy-gradient loss, shape (N, L), 0 on padding.
 
@@ -128,10 +202,10 @@ def token_weights(
     None) switches one step to its well-known wrong version. ``λ`` is the GAE parameter,
     ``critic`` a table of ``V`` per prefix (default: the exact ``V`` of ``π_θ`` with the
     KL-shaped reward), ``β`` and ``θ_ref`` the KL penalty, ``whiten`` the (correct) whitening of
-    the advantages over the real tokens. ``batch_size`` (for ``"token_mean"`` on an enumeration
+    the advantages over the real tokens. ``batch_size`` (for ``aggregation="token_mean"`` on an enumeration
     only) is the number ``N`` of completions in a batch, each with its prompt drawn from ``ρ``:
     the weight of a completion of length ``n`` is then the exact :math:`E[N / (n + S)]`, ``S`` the
-    total length of the ``N - 1`` others (``N = 1`` is ``"sequence_mean"``); by default it is the
+    total length of the ``N - 1`` others (``N = 1`` is the sequence mean); by default it is the
     large-batch limit :math:`1 / E[n]`. Critic: for ``"reward_on_pad"`` the default critic is the
     exact ``V`` of the rewards that code uses (the KL term only), as a critic trained on them
     would learn. Book: language models III, ``lab-reference``.
@@ -141,6 +215,8 @@ def token_weights(
     ValueError
         On an unknown mistake, ``"kl_twice"`` without ``β > 0``, or the errors of :mod:`pgnotes.tokens`.
     """
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregation!r}; choose among {sorted(AGGREGATIONS)}")
     if mistake is not None and mistake not in MISTAKES:
         raise ValueError(f"unknown mistake {mistake!r}; choose among {sorted(MISTAKES)} or None")
     if mistake == "kl_twice" and not β > 0:
@@ -183,14 +259,47 @@ def token_weights(
     if mistake == "kl_twice":  # ∇ of -β k3 through the loss: -β (1 - π_ref/π) ∇log π
         log_ratio = tk.token_log_probs(tmdp, θ, batch, features) - tk.token_log_probs(tmdp, θ_ref, batch, features)
         A = A - β * (1.0 - np.exp(-log_ratio))
-    if mistake == "sequence_mean":
+    if aggregation == "sequence_mean":
         A = A / np.maximum(batch.lengths, 1)[:, None]
-    elif mistake == "token_mean":
+    elif aggregation == "constant":
+        A = A / tmdp.max_len
+    elif aggregation == "token_mean":
         if batch.p is not None and batch_size is not None:
             A = A * _token_mean_factor(batch.lengths, q / q.sum(), batch_size, tmdp.max_len)[:, None]
         else:
             A = A / (q @ batch.lengths / q.sum())
     return np.where(mask, A, 0.0)
+
+
+def whitened_expectation(tmdp: tk.TokenMDP, θ, N: int, *, λ: float = 1.0, β: float = 0.0, θ_ref=None,
+                         features=None) -> np.ndarray:
+    r"""The exact expected estimate of whitening with the moments of a batch of ``N`` completions.
+
+    Each of the ``N`` rows has its prompt drawn from ``ρ`` and its completion from ``π_θ``;
+    the advantages (GAE with the exact critic) are whitened with the mean and the standard
+    deviation over the real tokens of that batch, summed over tokens, and averaged over rows.
+    The expectation is a finite sum over every ordered ``N``-tuple of completions, each with
+    the product of their probabilities (at most 200 000 tuples). Batches whose advantages are
+    all equal get weight 0. Book: language models III, ``lab-aggregation``.
+    """
+    N = as_count(N, "N (completions per batch)", minimum=1, maximum=8)
+    c = tk.completions(tmdp, θ, features)
+    if c.n**N > 200_000:
+        raise ValueError(f"{c.n}^{N} tuples exceed 200 000; use a smaller N or a smaller task")
+    A = ppo.gae_advantages(tmdp, c, ppo.token_rewards(tmdp, c, β=β, θ=θ, θ_ref=θ_ref, features=features),
+                           tk.state_values(tmdp, θ, β=β, θ_ref=θ_ref, features=features), λ)
+    q = tk.row_weights(tmdp, c)
+    idx = np.stack(np.meshgrid(*[np.arange(c.n)] * N, indexing="ij"), -1).reshape(-1, N)  # (M, N)
+    a, m = A[idx], c.mask[idx]  # (M, N, L)
+    cnt = m.sum(axis=(1, 2))
+    μ = a.sum(axis=(1, 2)) / cnt
+    var = np.where(m, (a - μ[:, None, None]) ** 2, 0.0).sum(axis=(1, 2)) / cnt
+    sd = np.sqrt(var)
+    w = np.where(m & (sd[:, None, None] > 1e-12), (a - μ[:, None, None]) / np.where(sd > 1e-12, sd, 1)[:, None, None], 0.0)
+    w = w * (np.prod(q[idx], axis=1) / N)[:, None, None]
+    W = np.zeros(A.shape)
+    np.add.at(W, idx.ravel(), w.reshape(-1, tmdp.max_len))
+    return tk.score_sum(tmdp, θ, c, W, features).sum(axis=0)
 
 
 def policy_gradient_estimate(tmdp: tk.TokenMDP, θ, batch: tk.TokenBatch, **options) -> np.ndarray:

@@ -37,6 +37,40 @@ def long_answer():
 SETTINGS = {"toy": toy, "long": long_answer}
 
 
+@pytest.mark.parametrize("name,make", [("toy", toy), ("long_answer", long_answer)])
+def test_the_package_settings_are_the_draws_of_the_chapters(name, make):
+    st = lab.setting(name)
+    tmdp, φ, θ_ref, θ = make()
+    assert np.array_equal(st.θ_ref, θ_ref) and np.array_equal(st.θ, θ) and np.array_equal(st.features, φ)
+    assert st.tmdp.n_prefixes == tmdp.n_prefixes and (st.β, st.λ) == (β, λ)
+
+
+@pytest.mark.parametrize("name", ["toy", "long_answer"])
+def test_finite_batch_whitening_is_biased_and_the_bias_shrinks_with_n(name):
+    st = lab.setting(name)
+    kw = dict(λ=st.λ, β=st.β, θ_ref=st.θ_ref, features=st.features)
+    g = tk.policy_gradient(st.tmdp, st.θ, β=st.β, θ_ref=st.θ_ref, features=st.features)
+    angles = [lab.angle(lab.whitened_expectation(st.tmdp, st.θ, N, **kw), g) for N in (1, 2)]
+    assert angles[0] > angles[1] > 1.0  # biased at finite N, less so as N grows
+
+
+def test_finite_batch_whitening_by_monte_carlo():
+    # evidence: per-pair whitening of sampled pairs vs the exact sum over every ordered pair
+    st = lab.setting("long_answer")
+    tmdp, φ, M = st.tmdp, st.features, 40_000
+    b = tk.sample_groups(tmdp, st.θ, G=1, n_prompts=2 * M, rng=np.random.default_rng(7), features=φ)
+    A = lab.token_weights(tmdp, st.θ, b, λ=st.λ, β=st.β, θ_ref=st.θ_ref, features=φ).reshape(M, 2, -1)
+    m = b.mask.reshape(M, 2, -1)
+    μ = A.sum(axis=(1, 2)) / m.sum(axis=(1, 2))
+    sd = np.sqrt(np.where(m, (A - μ[:, None, None]) ** 2, 0).sum(axis=(1, 2)) / m.sum(axis=(1, 2)))
+    w = np.where(m & (sd[:, None, None] > 1e-12), (A - μ[:, None, None]) / np.maximum(sd, 1e-12)[:, None, None], 0)
+    X = tk.score_sum(tmdp, st.θ, b, w.reshape(2 * M, -1), φ).reshape(M, 2, -1).mean(axis=1)
+    e = lab.whitened_expectation(tmdp, st.θ, 2, λ=st.λ, β=st.β, θ_ref=st.θ_ref, features=φ)
+    D = np.vstack([e / np.linalg.norm(e), np.random.default_rng(3).standard_normal((3, e.size))])
+    mean, se = pg.estimators.mean_and_stderr(X @ D.T)
+    assert np.abs((mean - D @ e) / se).max() < 4.0
+
+
 @pytest.mark.parametrize("name,param", [("toy", "loglinear"), ("toy", None), ("long", None)])
 @pytest.mark.parametrize("b", [0.0, 0.1])
 def test_the_correct_loss_is_unbiased_exactly_for_every_lambda(name, param, b):
@@ -94,15 +128,15 @@ def test_eos_masked_drops_the_stop_decision(name):
     assert sig["angle"] > 8 and sig["relative_error"] > 0.5
 
 
-def test_kl_twice_adds_the_gradient_of_the_reverse_per_token_kl():
+def test_kl_twice_adds_the_gradient_of_the_forward_per_prefix_kl():
     tmdp, φ, θ_ref, θ = toy()
     sig = lab.compare(tmdp, θ, "kl_twice", λ=λ, β=β, θ_ref=θ_ref, features=φ)
     ev, π_ref = tk.evaluate(tmdp, θ, features=φ), tk.evaluate(tmdp, θ_ref, features=φ).π
 
-    def reverse_kl(z):  # Σ_s μ(s) KL(π_ref(·|s) ‖ π_z(·|s)), μ frozen at θ
+    def forward_kl(z):  # Σ_s μ(s) KL(π_ref(·|s) ‖ π_z(·|s)), μ frozen at θ: a forward KL
         return np.sum(ev.μ * np.sum(π_ref * (np.log(π_ref) - tk.evaluate(tmdp, z, features=φ).log_π), axis=1))
 
-    extra = -β * pg.check.complex_step_gradient(reverse_kl, θ)
+    extra = -β * pg.check.complex_step_gradient(forward_kl, θ)
     assert pg.check.relative_error(sig["expected"] - sig["correct"], extra) < 1e-10
     assert sig["angle"] > 10 and sig["relative_error"] > 0.3
     t_long, φ_long, ref_long, θ_long = long_answer()
@@ -118,13 +152,15 @@ def test_token_mean_scales_by_the_mean_length_and_is_biased_in_small_batches(nam
     kw = dict(λ=λ, β=β, θ_ref=θ_ref, features=φ)
     c = tk.completions(tmdp, θ, φ)
     En = float(tmdp.rho[c.prompt_ids] * c.p @ c.lengths)
-    sig = lab.compare(tmdp, θ, "token_mean", **kw)
-    assert sig["angle"] < 1e-5 and abs(sig["norm_ratio"] - 1 / En) < 1e-12  # the large-batch limit
-    assert sig["relative_error"] > 0.5
-    seq = lab.expected_estimate(tmdp, θ, mistake="sequence_mean", **kw)
-    one = lab.expected_estimate(tmdp, θ, mistake="token_mean", batch_size=1, **kw)
+    correct = lab.expected_estimate(tmdp, θ, **kw)
+    tm = lab.expected_estimate(tmdp, θ, aggregation="token_mean", **kw)
+    assert lab.angle(tm, correct) < 1e-5 and abs(np.linalg.norm(tm) / np.linalg.norm(correct) - 1 / En) < 1e-12
+    seq = lab.expected_estimate(tmdp, θ, aggregation="sequence_mean", **kw)
+    one = lab.expected_estimate(tmdp, θ, aggregation="token_mean", batch_size=1, **kw)
     assert np.abs(one - seq).max() < 1e-15  # a batch of one completion: the sequence mean
-    angles = [lab.angle(lab.expected_estimate(tmdp, θ, mistake="token_mean", batch_size=N, **kw), sig["correct"]) for N in (1, 4, 16, 64)]
+    const = lab.expected_estimate(tmdp, θ, aggregation="constant", **kw)
+    assert pg.check.relative_error(const, correct / tmdp.max_len) < 1e-14  # Dr. GRPO: a constant
+    angles = [lab.angle(lab.expected_estimate(tmdp, θ, aggregation="token_mean", batch_size=N, **kw), correct) for N in (1, 4, 16, 64)]
     assert angles[0] > 5 and all(a > b for a, b in zip(angles, angles[1:]))
 
 
@@ -136,7 +172,7 @@ def test_token_mean_finite_batch_by_monte_carlo():
     per_batch_tokens = b.lengths.reshape(M, N).sum(axis=1)
     w = w * (N / per_batch_tokens)[np.repeat(np.arange(M), N)][:, None]  # the token mean of each batch
     X = tk.score_sum(tmdp, θ, b, w, φ).reshape(M, N, -1).mean(axis=1)
-    e = lab.expected_estimate(tmdp, θ, mistake="token_mean", batch_size=N, features=φ)
+    e = lab.expected_estimate(tmdp, θ, aggregation="token_mean", batch_size=N, features=φ)
     D = np.vstack([e / np.linalg.norm(e), np.random.default_rng(2).standard_normal((3, e.size))])
     mean, se = pg.estimators.mean_and_stderr(X @ D.T)
     assert np.abs((mean - D @ e) / se).max() < 4.0
@@ -145,8 +181,9 @@ def test_token_mean_finite_batch_by_monte_carlo():
 @pytest.mark.parametrize("name", ["toy", "long"])
 def test_sequence_mean_changes_the_direction(name):
     tmdp, φ, θ_ref, θ = SETTINGS[name]()
-    sig = lab.compare(tmdp, θ, "sequence_mean", λ=λ, β=β, θ_ref=θ_ref, features=φ)
-    assert sig["angle"] > 10 and sig["relative_error"] > 0.5
+    kw = dict(λ=λ, β=β, θ_ref=θ_ref, features=φ)
+    seq, correct = lab.expected_estimate(tmdp, θ, aggregation="sequence_mean", **kw), lab.expected_estimate(tmdp, θ, **kw)
+    assert lab.angle(seq, correct) > 10 and pg.check.relative_error(seq, correct) > 0.5
 
 
 @pytest.mark.parametrize("name,threshold", [("toy", 0.03), ("long", 0.3)])
@@ -241,6 +278,10 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="unknown mistake"):
         lab.compare(tmdp, θ, None, features=φ)
     with pytest.raises(ValueError, match="batch_size"):
-        lab.token_weights(tmdp, θ, c, mistake="token_mean", batch_size=0, features=φ)
+        lab.token_weights(tmdp, θ, c, aggregation="token_mean", batch_size=0, features=φ)
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        lab.token_weights(tmdp, θ, c, aggregation="mean", features=φ)
+    with pytest.raises(ValueError, match="unknown setting"):
+        lab.setting("big")
     assert np.isnan(lab.angle(np.zeros(3), np.ones(3)))
     assert abs(lab.angle([1, 0], [0, 2]) - 90) < 1e-12
