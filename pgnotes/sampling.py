@@ -132,7 +132,7 @@ def sample(mdp: TabularMDP, θ, *, n: int, horizon: int, rng: np.random.Generato
     action_of = outcome // S
 
     # The loop below is the sampler's whole cost: preallocated buffers, int32 indices and
-    # in-place ufuncs keep it to a few passes over n numbers per step (benchmarks/).
+    # in-place ufuncs keep it to a few passes over n numbers per step (dev/benchmarks.py).
     itype = np.int32 if S * M < 2**31 else np.intp
     jump, next_base = jump.astype(itype), next_base.astype(itype)
     cell = np.empty((T, n), dtype=itype)
