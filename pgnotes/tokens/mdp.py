@@ -38,9 +38,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_count, check_rng
-from .mdp import MAX_STATES, TabularMDP
-from .policy import LogLinearSoftmax, SoftmaxPolicy, TabularSoftmax
+from .._validate import as_count, check_rng
+from ..mdp import MAX_STATES, TabularMDP
+from ..policy import LogLinearSoftmax, SoftmaxPolicy, TabularSoftmax
 
 __all__ = [
     "EOS",
