@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._validate import as_count, as_real, check_kl_coefficient, check_token_batch, check_token_mdp, real_array
+from .estimators import discount_cumsum
 from .tokens import TokenBatch, TokenMDP, sample_groups, score_sum, token_log_probs
 
 __all__ = [
@@ -70,12 +71,7 @@ def gae_advantages(tmdp: TokenMDP, batch: TokenBatch, rewards, values, λ: float
     V_t = np.where(batch.mask, np.append(V, 0.0)[batch.prefixes], 0.0)  # the done state is worth 0
     V_next = np.concatenate([V_t[:, 1:], np.zeros((batch.n, 1))], axis=1)  # 0 after the last real token
     δ = np.where(batch.mask, np.where(batch.mask, r, 0.0) + V_next - V_t, 0.0)
-    A = np.zeros_like(δ)
-    nxt = np.zeros(batch.n)
-    for t in reversed(range(tmdp.max_len)):
-        nxt = δ[:, t] + lam * nxt
-        A[:, t] = nxt
-    return np.where(batch.mask, A, 0.0)
+    return np.where(batch.mask, discount_cumsum(δ, lam), 0.0)  # Â_t = δ_t + λ Â_{t+1}
 
 
 def _clip_range(ε) -> float:
