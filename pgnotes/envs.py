@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_count, check_rng
+from ._validate import as_count, as_real, check_rng
 from .mdp import MAX_STATES, TabularMDP
 
 __all__ = [
@@ -129,8 +129,7 @@ def gridworld(
     """
     rows = as_count(rows, "rows", minimum=1, maximum=100)
     cols = as_count(cols, "cols", minimum=1, maximum=100)
-    if not 0.0 <= slip <= 1.0:
-        raise ValueError(f"slip must lie in [0, 1], got {slip}")
+    slip = as_real(slip, "slip", low=0.0, high=1.0)
     goal = (0, cols - 1) if goal is None else tuple(goal)
     start = (rows - 1, 0) if start is None else tuple(start)
     for name, cell in (("goal", goal), ("start", start)):
@@ -234,9 +233,7 @@ def chain(n: int, *, reward: float = 1.0, gamma: float = 1.0) -> TabularMDP:
     reward (book/06_gae.ipynb).
     """
     n = as_count(n, "n", minimum=1, maximum=MAX_STATES - 1)
-    reward = float(reward)
-    if not np.isfinite(reward):
-        raise ValueError(f"reward must be finite, got {reward}")
+    reward = as_real(reward, "reward")
     S = n + 1
     P = np.zeros((S, 1, S))
     P[np.arange(n), 0, np.arange(1, S)] = 1.0

@@ -52,6 +52,11 @@ class SoftmaxPolicy:
         """``∇_θ log π_θ(a|s)`` for index arrays ``s``, ``a`` of one shape; result shape ``s.shape + θ.shape``."""
         raise NotImplementedError
 
+    def score_table(self) -> np.ndarray:
+        """``∇_θ log π_θ(a|s)`` for every state and action, shape ``(S, A) + θ.shape`` (materialised)."""
+        S, A = self.probs.shape
+        return self.score(np.repeat(np.arange(S)[:, None], A, axis=1), np.tile(np.arange(A), (S, 1)))
+
     def score_contract(self, W: np.ndarray, per_state: bool = False) -> np.ndarray:
         r"""``Σ_{s,a} W[s,a] ∇_θ log π_θ(a|s)``, shape ``θ.shape``.
 

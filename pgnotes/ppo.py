@@ -11,7 +11,7 @@ import numpy as np
 
 from ._validate import as_count, as_real, check_kl_coefficient, check_token_batch, check_token_mdp, real_array
 from .estimators import discount_cumsum
-from .tokens import TokenBatch, TokenMDP, sample_groups, score_sum, token_log_probs
+from .tokens import TokenBatch, TokenMDP, row_weights, sample_groups, score_sum, token_log_probs
 
 __all__ = [
     "token_rewards",
@@ -146,10 +146,9 @@ def conditional_expectation(tmdp: TokenMDP, batch: TokenBatch, X) -> tuple[np.nd
     result is :math:`μ(s)\, π_θ(a|s)`, and the first is 0 where that is 0. Book: language models II, ``ppo-critic``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    if batch.p is None:
-        raise ValueError("conditional_expectation needs an enumeration with probabilities p (completions(tmdp, θ))")
+    q = row_weights(tmdp, batch)  # refuses a sampled batch (no p)
     X = real_array(X, "X", shape=batch.tokens.shape)
-    w = np.broadcast_to((tmdp.rho[batch.prompt_ids] * batch.p)[:, None], X.shape)[batch.mask]
+    w = np.broadcast_to(q[:, None], X.shape)[batch.mask]
     k, a = batch.prefixes[batch.mask], batch.tokens[batch.mask]
     prob = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
     num = np.zeros_like(prob)

@@ -61,6 +61,11 @@ class TokenBatch:
         return self.tokens.shape[0]
 
 
+def _indices(batch: TokenBatch) -> tuple[np.ndarray, np.ndarray]:
+    """The (prefix, token) row and column of every position, (0, 0) on padding: safe to index with."""
+    return np.where(batch.mask, batch.prefixes, 0), np.where(batch.mask, batch.tokens, 0)
+
+
 def completions(tmdp: TokenMDP, θ=None, features=None) -> TokenBatch:
     r"""Every (prompt, completion) pair, with ``p = π_θ(y|x)`` (computed on the tree) when ``θ`` is given.
 
@@ -150,10 +155,7 @@ def token_log_probs(tmdp: TokenMDP, θ, batch: TokenBatch, features=None) -> np.
     accepts complex ``θ``. Book: practice, language models, ``lm-score``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    log_π = token_policy(tmdp, θ, features)[1]
-    k = np.where(batch.mask, batch.prefixes, 0)
-    a = np.where(batch.mask, batch.tokens, 0)
-    return np.where(batch.mask, log_π[k, a], 0.0)
+    return at_tokens(token_policy(tmdp, θ, features)[1], batch)
 
 
 def log_probability(tmdp: TokenMDP, θ, batch: TokenBatch, features=None) -> np.ndarray:
@@ -181,8 +183,7 @@ def score_sum(tmdp: TokenMDP, θ, batch: TokenBatch, weights=None, features=None
     pol = token_policy(tmdp, θ, features)[0]
     if batch.n * pol.θ.size > MAX_TOKENS:
         raise ValueError(f"N · θ.size = {batch.n * pol.θ.size} exceeds MAX_TOKENS = {MAX_TOKENS}; split the batch")
-    k = np.where(batch.mask, batch.prefixes, 0)
-    a = np.where(batch.mask, batch.tokens, 0)
+    k, a = _indices(batch)
     return pol.score_sum(k, a, np.where(batch.mask, w, 0.0))
 
 
@@ -230,6 +231,5 @@ def at_tokens(table, batch: TokenBatch) -> np.ndarray:
     table = np.asarray(table)
     if table.ndim != 2 or table.shape[0] < batch.prefixes.max(initial=0) or table.shape[1] <= batch.tokens[batch.mask].max(initial=0):
         raise ValueError(f"table must be a (n_prefixes, n_vocab) array, got shape {table.shape}")
-    k = np.where(batch.mask, batch.prefixes, 0)
-    a = np.where(batch.mask, batch.tokens, 0)
+    k, a = _indices(batch)
     return np.where(batch.mask, table[k, a], 0)

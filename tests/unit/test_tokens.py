@@ -49,7 +49,7 @@ def test_completion_probabilities_and_objective_three_routes(kind, partial, para
     assert np.allclose(np.bincount(c.prompt_ids, c.p), 1.0, atol=1e-13)
     # p on the tree against the sum of per-token log-probabilities
     assert np.allclose(np.exp(tk.log_probability(tmdp, θ, c, φ)), c.p, rtol=1e-12, atol=0)
-    J_enum = float(np.sum(tmdp.rho[c.prompt_ids] * c.p * c.rewards))
+    J_enum = float(tk.row_weights(tmdp, c) @ c.rewards)
     tab = tk.to_tabular(tmdp, features=φ)
     assert tab.mdp.gamma == 1.0 and tab.mdp.terminal[tab.done] and tab.mdp.terminal.sum() == 1
     θ_tab = tab.parameters(θ)
@@ -73,7 +73,7 @@ def test_policy_gradient_against_tabular_complex_step_and_enumeration(kind, part
     assert pg.check.relative_error(g, g_cs) < 1e-12
     # the score-function identity, summed exactly over every completion
     c = tk.completions(tmdp, θ, φ)
-    w = (tmdp.rho[c.prompt_ids] * c.p * c.rewards)[:, None] * c.mask
+    w = (tk.row_weights(tmdp, c) * c.rewards)[:, None] * c.mask
     assert pg.check.relative_error(tk.score_sum(tmdp, θ, c, w, φ).sum(axis=0), g) < 1e-12
 
 
@@ -108,7 +108,7 @@ def test_kl_regularised_value_and_gradient(param):
     # the per-token form: Σ_t log π_θ/π_ref summed along each completion
     ratio = tk.token_log_probs(tmdp, θ, c, φ) - tk.token_log_probs(tmdp, θ_ref, c, φ)
     R_β = c.rewards - β * ratio.sum(axis=1)
-    J_enum = float(np.sum(tmdp.rho[c.prompt_ids] * c.p * R_β))
+    J_enum = float(tk.row_weights(tmdp, c) @ R_β)
     ev = tk.evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=φ)
     assert abs(ev.J - J_enum) < 1e-13
     assert abs(ev.J - float(tmdp.rho @ (ev.reward - β * ev.kl))) < 1e-13
@@ -123,7 +123,7 @@ def test_kl_regularised_value_and_gradient(param):
     g_tab = pg.exact.policy_gradient(tab.mdp, tab.parameters(θ), tab.features)
     assert pg.check.relative_error(g, g_tab if φ is not None else tab.restrict(g_tab)) < 1e-12
     # ... and the frozen-reward score-function sum over every completion
-    w = (tmdp.rho[c.prompt_ids] * c.p * R_β)[:, None] * c.mask
+    w = (tk.row_weights(tmdp, c) * R_β)[:, None] * c.mask
     assert pg.check.relative_error(tk.score_sum(tmdp, θ, c, w, φ).sum(axis=0), g) < 1e-12
     # the KL part alone is not stationary: its gradient is not zero
     g0 = tk.policy_gradient(tmdp, θ, features=φ)
