@@ -30,6 +30,14 @@ __all__ = [
 ]
 
 
+def _reference_log_policy(tmdp: TokenMDP, θ_ref, features) -> np.ndarray:
+    """``log π_ref`` (n_prefixes, V); ``θ_ref`` must be real (only ``θ`` may carry a complex step)."""
+    log_ref = token_policy(tmdp, θ_ref, features, "θ_ref")[1]
+    if np.iscomplexobj(log_ref):
+        raise TypeError("θ_ref must be real: the reference policy is fixed (complex steps go into θ only)")
+    return log_ref
+
+
 @dataclass(frozen=True)
 class TokenEvaluation:
     r"""Exact per-prefix quantities of ``π_θ`` on a :class:`TokenMDP`, undiscounted (``γ = 1``).
@@ -83,7 +91,7 @@ def evaluate(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None)
     β = check_kl_coefficient(β, θ_ref)
     pol, log_π = token_policy(tmdp, θ, features)
     π = np.exp(log_π)
-    log_ratio = None if θ_ref is None else log_π - token_policy(tmdp, θ_ref, features, "θ_ref")[1]
+    log_ratio = None if θ_ref is None else log_π - _reference_log_policy(tmdp, θ_ref, features)
     r = tmdp.reward_table - β * log_ratio if β > 0 else tmdp.reward_table.astype(π.dtype)
     n, ch = tmdp.n_prefixes, tmdp.child
     Q = np.zeros((n, tmdp.vocab_size), dtype=π.dtype)
@@ -216,7 +224,7 @@ def to_tabular(tmdp: TokenMDP, *, features=None, β: float = 0.0, θ=None, θ_re
     if β > 0:
         if θ is None or np.iscomplexobj(np.asarray(θ)):
             raise ValueError("to_tabular with β > 0 needs the real θ at which the KL reward is frozen")
-        log_ratio = token_policy(tmdp, θ, features)[1] - token_policy(tmdp, θ_ref, features, "θ_ref")[1]
+        log_ratio = token_policy(tmdp, θ, features)[1] - _reference_log_policy(tmdp, θ_ref, features)
         R[:n] -= β * log_ratio
     P = np.zeros((n + 1, V, n + 1))
     k, a = np.nonzero(np.ones((n, V), dtype=bool))

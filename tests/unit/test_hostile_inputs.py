@@ -216,9 +216,235 @@ def test_gamma_one_that_never_terminates_is_refused():
         refused(f, mdp, np.zeros((3, 2)), key=("nonterminating", f.__name__))
 
 
+# ---- the token side, groups and ppo: each bad input is a wrong type (TypeError) or value (ValueError)
+
+from pgnotes import tokens as tk  # noqa: E402
+
+TMDP = tk.TokenMDP(3, [(1,), (2,)], 3, tk.modular_sum_verifier(3))
+Θ_TOK = np.zeros((TMDP.n_prefixes, 3))
+ENUM = tk.completions(TMDP, Θ_TOK)
+DRAWN = tk.sample_groups(TMDP, Θ_TOK, G=2, rng=np.random.default_rng(0))
+
+
+def refused_as(error, f, *args, key, **kwargs):
+    """As :func:`refused`, and the exception must be ``error``: a wrong type is a TypeError, a wrong value a ValueError."""
+    TALLY["tried"] += 1
+    TALLY["inputs"].add(key)
+    try:
+        out = f(*args, **kwargs)
+    except (ValueError, TypeError) as exc:
+        assert isinstance(exc, error), f"{key}: {type(exc).__name__} ({exc}) where a {error.__name__} belongs"
+        assert len(str(exc).split()) >= 3, f"unhelpful message {str(exc)!r}"
+        TALLY["refused"] += 1
+        return
+    raise AssertionError(f"{key}: returned {type(out).__name__} for a bad input")
+
+
+@st.composite
+def bad_array(draw, shape):
+    """A replacement for a real array of ``shape`` with one thing wrong, and the error it deserves."""
+    good = np.zeros(shape)
+    what = draw(st.sampled_from(["shape", "poison", "str", "bool", "complex", "object"]))
+    if what == "shape":
+        return np.zeros(draw(st.sampled_from([shape[:-1] + (shape[-1] + 1,), (shape[0] + 1,) + shape[1:], shape + (1,)]))), ValueError, what
+    if what == "poison":
+        a = good.copy()
+        a.flat[draw(st.integers(0, a.size - 1))] = draw(POISON)
+        return a, ValueError, what
+    dtype = {"str": str, "bool": bool, "complex": complex, "object": object}[what]
+    return good.astype(dtype), TypeError, what
+
+
+BAD_REALS = [("0.5", TypeError), (None, TypeError), (True, TypeError), (0.5j, TypeError), ([0.5], TypeError),
+             (np.nan, ValueError), (np.inf, ValueError), (-1.0, ValueError), (2.0, ValueError)]
+
+
+@MANY
+@given(st.sampled_from(["θ", "features", "θ_ref"]), st.data())
+def test_token_parameters_of_the_wrong_kind_are_refused(which, data):
+    φ_good = tk.token_features(TMDP)
+    shapes = {"θ": Θ_TOK.shape, "features": φ_good.shape, "θ_ref": Θ_TOK.shape}
+    bad, error, what = data.draw(bad_array(shapes[which]))
+    if which == "θ" and what == "complex":
+        return  # complex θ is valid: complex-step checks
+    kw = {"θ": dict(θ=bad), "features": dict(θ=np.zeros(φ_good.shape[2]), features=bad),
+          "θ_ref": dict(θ=Θ_TOK, β=0.1, θ_ref=bad)}[which]
+    entry = data.draw(st.sampled_from(["objective", "evaluate", "policy_gradient", "completions", "sample_groups"]))
+    θ = kw.pop("θ")
+    calls = {
+        "objective": lambda: tk.objective(TMDP, θ, **kw),
+        "evaluate": lambda: tk.evaluate(TMDP, θ, **kw),
+        "policy_gradient": lambda: tk.policy_gradient(TMDP, θ, **kw),
+        "completions": lambda: tk.completions(TMDP, θ, kw.get("features")) if "θ_ref" not in kw else tk.sequence_kl(TMDP, θ, kw["θ_ref"]),
+        "sample_groups": lambda: tk.sample_groups(TMDP, θ, G=2, rng=np.random.default_rng(0), features=kw.get("features"))
+        if "θ_ref" not in kw else tk.to_tabular(TMDP, β=0.1, θ=θ, θ_ref=kw["θ_ref"]),
+    }
+    refused_as(error, calls[entry], key=("tokens", which, what, entry))
+
+
+@MANY
+@given(st.sampled_from(["vocab_size", "max_len", "prompts", "reward", "rho", "G", "n_prompts", "prompt_ids", "β", "kinds"]), st.data())
+def test_token_mdps_and_samplers_refuse_bad_sizes_and_choices(what, data):
+    ok = dict(vocab_size=3, prompts=[(1,), (2,)], max_len=3, reward=tk.modular_sum_verifier(3))
+    options = {
+        "vocab_size": [(1, ValueError), (300, ValueError), ("3", TypeError), (3.0, TypeError), (True, TypeError)],
+        "max_len": [(0, ValueError), (65, ValueError), ("3", TypeError), (None, TypeError)],
+        "prompts": [([], ValueError), ("12", TypeError), (5, TypeError), ([(1, 0)], ValueError), ([(1,), (1,)], ValueError),
+                    ([(1.0,)], TypeError), ([(7,)], ValueError), ([()], ValueError)],
+        "reward": [(3.0, TypeError), (None, TypeError), (lambda x, y: "1", TypeError), (lambda x, y: np.nan, ValueError),
+                   (lambda x, y: [1.0, 2.0], ValueError), ({((9,), (0,)): 1.0}, ValueError)],
+        "rho": [([0.5], ValueError), ([0.7, 0.7], ValueError), (["a", "b"], TypeError), ([np.nan, 1.0], ValueError),
+                ([-0.5, 1.5], ValueError), ([0.5 + 0j, 0.5], TypeError)],
+        "G": [(0, ValueError), (2.0, TypeError), ("2", TypeError)],
+        "n_prompts": [(0, ValueError), (1.5, TypeError)],
+        "prompt_ids": [([2], ValueError), ([-1], ValueError), ([], ValueError), ([[0]], ValueError)],
+        "β": [(-0.1, ValueError), (np.nan, ValueError), ("0.1", TypeError), (None, TypeError)],
+        "kinds": [("bigram", TypeError), ([], TypeError), (["trigram"], ValueError)],
+    }
+    value, error = data.draw(st.sampled_from(options[what]))
+    rng = np.random.default_rng(0)
+    if what in ok or what == "rho":
+        f = lambda: tk.TokenMDP(**{**ok, what: value})  # noqa: E731
+    elif what == "β":
+        f = lambda: tk.objective(TMDP, Θ_TOK, β=value, θ_ref=Θ_TOK)  # noqa: E731
+    elif what == "kinds":
+        f = lambda: tk.token_features(TMDP, value)  # noqa: E731
+    else:
+        kw = {"G": dict(G=value), "n_prompts": dict(G=2, n_prompts=value), "prompt_ids": dict(G=2, prompt_ids=value)}[what]
+        f = lambda: tk.sample_groups(TMDP, Θ_TOK, rng=rng, **kw)  # noqa: E731
+    refused_as(error, f, key=("token sizes", what, repr(value)))
+
+
+@MANY
+@given(st.sampled_from(["score_sum weights", "at_tokens table", "ppo rewards", "ppo values", "ppo advantages",
+                        "ppo X", "fit_values values"]), st.data())
+def test_token_tables_of_the_wrong_kind_are_refused(what, data):
+    shape = {"score_sum weights": DRAWN.tokens.shape, "at_tokens table": (TMDP.n_prefixes, 3),
+             "ppo rewards": DRAWN.tokens.shape, "ppo values": (TMDP.n_prefixes,), "ppo advantages": DRAWN.tokens.shape,
+             "ppo X": ENUM.tokens.shape, "fit_values values": (TMDP.n_prefixes,)}[what]
+    bad, error, kind = data.draw(bad_array(shape))
+    if what == "at_tokens table" and bad.ndim == 2:
+        return  # a lookup table may hold anything, and a larger one is fine: only a wrong ndim is wrong
+    zeros_V, zeros_r = np.zeros(TMDP.n_prefixes), np.zeros(DRAWN.tokens.shape)
+    calls = {
+        "score_sum weights": lambda: tk.score_sum(TMDP, Θ_TOK, DRAWN, bad),
+        "at_tokens table": lambda: tk.at_tokens(bad, DRAWN),
+        "ppo rewards": lambda: pg.ppo.gae_advantages(TMDP, DRAWN, bad, zeros_V, 0.5),
+        "ppo values": lambda: pg.ppo.gae_advantages(TMDP, DRAWN, zeros_r, bad, 0.5),
+        "ppo advantages": lambda: pg.ppo.clipped_surrogate(TMDP, Θ_TOK, Θ_TOK, DRAWN, bad),
+        "ppo X": lambda: pg.ppo.conditional_expectation(TMDP, ENUM, bad),
+        "fit_values values": lambda: pg.ppo.fit_values(TMDP, Θ_TOK, bad, steps=1, step_size=0.1, G=2,
+                                                      rng=np.random.default_rng(0)),
+    }
+    refused_as(error, calls[what], key=("token tables", what, kind, str(np.shape(bad))))
+
+
+@MANY
+@given(st.sampled_from(["λ", "ε", "clip_fraction ε", "step_size", "steps", "β", "rng", "batch", "tmdp", "sampled batch"]),
+       st.data())
+def test_ppo_refuses_bad_coefficients_batches_and_generators(what, data):
+    zeros_V, zeros_r = np.zeros(TMDP.n_prefixes), np.zeros(DRAWN.tokens.shape)
+    fit = lambda **kw: pg.ppo.fit_values(TMDP, Θ_TOK, zeros_V, **{**dict(steps=1, step_size=0.1, G=2,  # noqa: E731
+                                                                       rng=np.random.default_rng(0)), **kw})
+    if what in ("λ", "ε", "clip_fraction ε", "step_size", "β"):
+        value, error = data.draw(st.sampled_from(BAD_REALS + ([(0.0, ValueError)] if what != "λ" and what != "β" else [])))
+        f = {"λ": lambda: pg.ppo.gae_advantages(TMDP, DRAWN, zeros_r, zeros_V, value),
+             "ε": lambda: pg.ppo.clipped_surrogate(TMDP, Θ_TOK, Θ_TOK, DRAWN, zeros_r, value),
+             "clip_fraction ε": lambda: pg.ppo.clip_fraction(TMDP, Θ_TOK, Θ_TOK, DRAWN, value),
+             "step_size": lambda: fit(step_size=value),
+             "β": lambda: pg.ppo.token_rewards(TMDP, DRAWN, β=value, θ=Θ_TOK, θ_ref=Θ_TOK)}[what]
+        if what == "step_size" and value == 2.0 or what == "β" and value == 2.0:
+            return  # valid values
+    elif what == "steps":
+        value, error = data.draw(st.sampled_from([(-1, ValueError), (1.5, TypeError), ("2", TypeError)]))
+        f = lambda: fit(steps=value)  # noqa: E731
+    elif what == "rng":
+        value, error = data.draw(st.sampled_from([(None, TypeError), (0, TypeError), (np.random.RandomState(0), TypeError)]))
+        f = lambda: fit(rng=value)  # noqa: E731
+    elif what == "batch":
+        value, error = data.draw(st.sampled_from([(None, TypeError), ({"tokens": 1}, TypeError),
+                                                  (tk.completions(tk.toy_mdp()), ValueError)]))
+        f = lambda: pg.ppo.token_rewards(TMDP, value)  # noqa: E731
+    elif what == "tmdp":
+        value, error = data.draw(st.sampled_from([(None, TypeError), (good_mdp(), TypeError)]))
+        f = lambda: pg.ppo.gae_advantages(value, DRAWN, zeros_r, zeros_V, 0.5)  # noqa: E731
+    else:
+        value, error = DRAWN, ValueError
+        f = lambda: pg.ppo.conditional_expectation(TMDP, DRAWN, zeros_r)  # noqa: E731
+    refused_as(error, f, key=("ppo", what, repr(value)[:40]))
+
+
+@MANY
+@given(st.sampled_from(["rewards", "baseline", "ddof", "eps", "q", "values", "G", "advantage_fn", "sequence_weight"]),
+       st.data())
+def test_groups_refuse_bad_rewards_options_and_callables(what, data):
+    from pgnotes import groups
+
+    q, v = np.array([[0.3, 0.7]]), np.array([0.0, 1.0])
+    if what == "rewards":
+        bad, error, kind = data.draw(bad_array((2, 4)))
+        if kind == "shape":
+            return  # any (..., G) shape is a valid group layout
+        f = lambda: groups.group_advantages(bad)  # noqa: E731
+    elif what == "baseline":
+        value, error = data.draw(st.sampled_from([("median", ValueError), (None, ValueError), (0, ValueError)]))
+        f = lambda: groups.group_advantages(np.zeros((2, 4)), baseline=value)  # noqa: E731
+    elif what == "ddof":
+        value, error = data.draw(st.sampled_from([(2, ValueError), (-1, ValueError), (True, TypeError), (1.0, TypeError)]))
+        f = lambda: groups.group_advantages(np.zeros((2, 4)), divide_by_std=True, ddof=value)  # noqa: E731
+    elif what == "eps":
+        value, error = data.draw(st.sampled_from([(-1e-3, ValueError), (np.nan, ValueError), ("1e-4", TypeError)]))
+        f = lambda: groups.group_advantages(np.zeros((2, 4)), eps=value)  # noqa: E731
+    elif what == "q":
+        value, error = data.draw(st.sampled_from([(np.array([[0.5, 0.6]]), ValueError), (np.array([0.5]), ValueError),
+                                                  (np.array([[-0.5, 1.5]]), ValueError), (np.array([[np.nan, 1.0]]), ValueError)]))
+        f = lambda: groups.group_advantage_given_reward(value, v, 4, groups.group_advantages)  # noqa: E731
+    elif what == "values":
+        value, error = data.draw(st.sampled_from([(np.array([1.0, 1.0]), ValueError), (np.array([0.0, np.inf]), ValueError),
+                                                  (np.zeros((2, 1)), ValueError)]))
+        f = lambda: groups.group_advantage_given_reward(q, value, 4, groups.group_advantages)  # noqa: E731
+    elif what == "G":
+        value, error = data.draw(st.sampled_from([(0, ValueError), (2.0, TypeError), ("4", TypeError), (10**6, ValueError)]))
+        f = lambda: groups.group_advantage_given_reward(q, v, value, groups.group_advantages)  # noqa: E731
+    elif what == "advantage_fn":
+        value, error = data.draw(st.sampled_from([
+            (lambda r: r[:, :1], ValueError), (lambda r: np.full(r.shape, np.nan), ValueError),
+            (lambda r: r.astype(complex), TypeError), (lambda r: r * np.arange(r.shape[1]), ValueError)]))
+        f = lambda: groups.group_advantage_given_reward(q, v, 4, value)  # noqa: E731
+    else:
+        value, error = data.draw(st.sampled_from([(lambda c: np.ones(2), ValueError), (lambda c: np.full(c.n, np.inf), ValueError),
+                                                  (lambda c: np.full(c.n, "x"), TypeError)]))
+        f = lambda: groups.group_estimator_expectation(TMDP, Θ_TOK, 2, groups.group_advantages, sequence_weight=value)  # noqa: E731
+    refused_as(error, f, key=("groups", what, kind if what == "rewards" else repr(value)[:30]))
+
+
+@pytest.mark.parametrize("f, error", [
+    (lambda: tk.subset(ENUM, [0.5]), TypeError),
+    (lambda: tk.subset(ENUM, [ENUM.n]), ValueError),
+    (lambda: tk.subset(ENUM, np.ones(3, dtype=bool)), ValueError),
+    (lambda: tk.subset(None, [0]), TypeError),
+    (lambda: tk.row_weights(TMDP, DRAWN), ValueError),
+    (lambda: tk.row_weights(TMDP, "batch"), TypeError),
+    (lambda: tk.at_tokens(np.zeros(3), DRAWN), ValueError),
+    (lambda: tk.at_tokens(np.zeros((TMDP.n_prefixes, 3)), None), TypeError),
+    (lambda: tk.to_tabular(TMDP, β=0.5, θ_ref=Θ_TOK), ValueError),
+    (lambda: tk.objective(good_mdp(), Θ_TOK), TypeError),
+    (lambda: tk.modular_sum_verifier(1), ValueError),
+    (lambda: tk.modular_sum_verifier(4, length_penalty="0.1"), TypeError),
+    (lambda: tk.target_verifier([((1,), (2,))]), TypeError),
+    (lambda: tk.target_verifier({(1,): (0,)}), ValueError),
+    (lambda: tk.long_answer_mdp(8, targets=(9,)), ValueError),
+    (lambda: tk.long_answer_mdp("8"), TypeError),
+    (lambda: tk.toy_mdp("product"), ValueError),
+    (lambda: TMDP.prefix_index(0, (0,)), ValueError),
+])
+def test_token_helpers_refuse_bad_arguments(f, error):
+    refused_as(error, f, key=("token helpers", f.__code__.co_firstlineno))
+
+
 def test_zz_tally(capsys):
     # Runs last in this file (pytest keeps file order): every bad input tried was refused.
-    assert TALLY["tried"] >= 300, TALLY["tried"]
+    assert TALLY["tried"] >= 800, TALLY["tried"]
     assert TALLY["refused"] == TALLY["tried"]
     with capsys.disabled():
         print(f"\nhostile inputs: {TALLY['tried']} tried ({len(TALLY['inputs'])} distinct), "
