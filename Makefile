@@ -6,8 +6,8 @@ VENV       ?= .venv
 BIN        := $(VENV)/bin
 STAMP      := $(VENV)/.installed
 NBVAL      := --nbval --nbval-current-env --nbval-sanitize-with=book/sanitize.cfg
-# Unit tests, the notebook hygiene test, and the docstring examples (lab needs no optional
-# dependency; envs' Gymnasium import is inside a function, so every module is collected).
+# Unit tests, the notebook hygiene test, and the docstring examples of pgnotes (no module
+# imports an optional dependency at import time: Gymnasium is imported inside from_gymnasium).
 UNIT       := tests/unit tests/test_notebooks.py --doctest-modules pgnotes
 
 .PHONY: install book test unit nbval repro site-test mutants benchmarks lab run clean

@@ -45,6 +45,12 @@ def complex_step_gradient(f: Callable, θ, h: float = 1e-20) -> np.ndarray:
 
     ``f`` must accept complex arrays and be analytic in ``θ`` (no ``abs``, no ``.real``).
     There is no subtractive cancellation, so ``h`` can be tiny.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> complex_step_gradient(lambda θ: np.sum(θ**3), np.array([1.0, 2.0]))
+    array([ 3., 12.])
     """
     θ, h = _real_parameter(θ), _step(h)
     g = np.zeros(θ.size)

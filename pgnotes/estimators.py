@@ -111,6 +111,17 @@ def returns_to_go(batch: Batch, *, from_time_zero: bool = True) -> np.ndarray:
     otherwise the return counted from ``t``, :math:`\sum_{k=t}^{T-1} γ^{k-t} r_k`, the one most
     code computes. They differ by the factor ``γ^t``. Book: derivation A, boxed form;
     converting A into B, ``eq-EG``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import Batch
+    >>> ones = np.ones((1, 3))
+    >>> batch = Batch(0 * ones.astype(int), 0 * ones.astype(int), ones, 0 * ones.astype(int), ones > 0, gamma=0.5)
+    >>> returns_to_go(batch)  # γ^t counted from t = 0: G_1 = 0.5 + 0.25
+    array([[1.75, 0.75, 0.25]])
+    >>> returns_to_go(batch, from_time_zero=False)
+    array([[1.75, 1.5 , 1.  ]])
     """
     batch = _check_batch(batch)
     G = discount_cumsum(batch.rewards, batch.gamma)  # G'_t = r_t + γ G'_{t+1}
@@ -158,6 +169,16 @@ def gae_advantages(batch: Batch, mdp: TabularMDP, V, λ: float) -> np.ndarray:
 
     ``λ = 0`` gives the TD error; ``λ = 1`` gives ``Σ_{k≥t} γ^{k-t} r_k - V(s_t)`` plus the
     bootstrapped tail (Schulman et al. 2016). Book: practice, GAE.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import envs, exact, finite, sample
+    >>> mdp, θ = envs.two_state_mdp(0.9), np.zeros((2, 2))
+    >>> batch = sample(mdp, θ, n=4, horizon=6, rng=np.random.default_rng(1))
+    >>> V = exact.state_values(mdp, θ)
+    >>> bool(np.allclose(gae_advantages(batch, mdp, V, 0.0), td_errors(batch, mdp, V)))  # λ = 0: TD errors
+    True
     """
     λ = as_real(λ, "λ", low=0.0, high=1.0)
     δ = td_errors(batch, mdp, V)
@@ -186,7 +207,18 @@ def reinforce_total_return(batch, mdp, θ, features=None):
 
 
 def reinforce(batch, mdp, θ, features=None):
-    r"""``Σ_t G_t ∇log π(a_t|s_t)`` with the source's ``G_t = Σ_{k≥t} γ^k r_k`` (boxed form of A)."""
+    r"""``Σ_t G_t ∇log π(a_t|s_t)`` with the source's ``G_t = Σ_{k≥t} γ^k r_k`` (boxed form of A).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import envs, finite, trajectories
+    >>> mdp, θ = envs.two_state_mdp(0.9), np.zeros((2, 2))
+    >>> batch = trajectories.enumerate_trajectories(mdp, θ, 3)
+    >>> g = trajectories.expectation(batch, reinforce(batch, mdp, θ))  # exactly unbiased for ∇J_T
+    >>> bool(np.allclose(g, finite.policy_gradient(mdp, θ, 3), atol=1e-12))
+    True
+    """
     return score_weighted(batch, mdp, θ, returns_to_go(batch), features)
 
 

@@ -52,6 +52,15 @@ def group_advantages(rewards, *, baseline: str = "mean", divide_by_std: bool = F
     Returns
     -------
     float array, the shape of ``rewards``.
+
+    Examples
+    --------
+    >>> group_advantages([[1.0, 0.0, 0.0, 1.0]])  # GRPO / Dr. GRPO: minus the group mean
+    array([[ 0.5, -0.5, -0.5,  0.5]])
+    >>> group_advantages([[1.0, 0.0, 0.0, 1.0]], divide_by_std=True, eps=0.0)  # GRPO with the std
+    array([[ 1., -1., -1.,  1.]])
+    >>> group_advantages([[1.0, 0.0, 0.0, 0.0]], baseline="loo").round(3)  # RLOO
+    array([[ 1.   , -0.333, -0.333, -0.333]])
     """
     r = real_array(rewards, "rewards (shape (..., G))")
     if r.ndim == 0:

@@ -64,6 +64,19 @@ class TabularMDP:
     ValueError
         On wrong shapes, NaN or inf, negative or non-normalised probabilities, ``γ`` outside
         [0, 1], ``ρ0`` not a distribution, or ``γ = 1`` with no terminal state at all.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import TabularMDP
+    >>> P = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.0, 1.0], [0.5, 0.5]]])
+    >>> mdp = TabularMDP(P, R=[[1.0, 0.0], [0.0, 2.0]], rho0=[1.0, 0.0], gamma=0.9)
+    >>> mdp
+    TabularMDP(S=2, A=2, gamma=0.9, terminal states=0)
+    >>> TabularMDP(P, R=[[1.0, 0.0], [0.0, 2.0]], rho0=[1.0, 0.0], gamma="0.9")
+    Traceback (most recent call last):
+        ...
+    TypeError: gamma must be a real number, got '0.9'
     """
 
     def __init__(self, P, R, rho0, gamma: float):

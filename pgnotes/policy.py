@@ -162,6 +162,15 @@ def softmax_policy(mdp: TabularMDP, θ, features=None) -> SoftmaxPolicy:
     ------
     ValueError
         If ``θ`` or ``features`` has the wrong shape, or holds NaN, inf or non-numbers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import envs
+    >>> mdp = envs.two_state_mdp(0.9)
+    >>> softmax_policy(mdp, np.array([[0.0, np.log(3.0)], [0.0, 0.0]])).probs.round(2)
+    array([[0.25, 0.75],
+           [0.5 , 0.5 ]])
     """
     if not isinstance(mdp, TabularMDP):
         raise TypeError(f"mdp must be a pgnotes.TabularMDP, got {type(mdp).__name__}")

@@ -63,6 +63,20 @@ def gae_advantages(tmdp: TokenMDP, batch: TokenBatch, rewards, values, λ: float
     ``V`` (:func:`~pgnotes.tokens.state_values`) the advantages are unbiased for every ``λ``; with ``λ = 1``
     they are the return-to-go minus ``V(s_t)``, and with ``V = 0`` too, every token of the
     completion gets the return :math:`\sum_{t' ≥ t} r_{t'}` (REINFORCE). Book: language models II, ``ppo-gae``.
+
+    Examples
+    --------
+    >>> from pgnotes import tokens as tk
+    >>> tmdp = tk.toy_mdp()
+    >>> θ = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
+    >>> c = tk.completions(tmdp, θ)
+    >>> r = token_rewards(tmdp, c)
+    >>> A = gae_advantages(tmdp, c, r, np.zeros(tmdp.n_prefixes), 1.0)  # V = 0, λ = 1: REINFORCE
+    >>> bool(np.all(A[c.mask] == np.repeat(c.rewards, c.lengths)))
+    True
+    >>> A = gae_advantages(tmdp, c, r, tk.state_values(tmdp, θ), 0.5)  # exact critic: mean zero
+    >>> bool(abs(tk.row_weights(tmdp, c) @ A[:, 0]) < 1e-12)
+    True
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
     r = real_array(rewards, "rewards", shape=batch.tokens.shape)

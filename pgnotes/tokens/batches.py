@@ -72,6 +72,17 @@ def completions(tmdp: TokenMDP, θ=None, features=None) -> TokenBatch:
     Rows are ordered by prompt, then by the prefix the completion ends from, then by its last
     token. ``Σ p = 1`` over the rows of each prompt, and :math:`J = \sum ρ(x)\, p\, r`.
     Book: practice, language models, ``lm-mdp``.
+
+    Examples
+    --------
+    >>> from pgnotes import tokens as tk
+    >>> tmdp = tk.toy_mdp()
+    >>> θ = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
+    >>> c = tk.completions(tmdp, θ)
+    >>> c.n, round(float(tk.row_weights(tmdp, c).sum()), 12)
+    (363, 1.0)
+    >>> bool(abs(tk.row_weights(tmdp, c) @ c.rewards - tk.objective(tmdp, θ)) < 1e-12)  # J by enumeration
+    True
     """
     tmdp = check_token_mdp(tmdp)
     L = tmdp.max_len
