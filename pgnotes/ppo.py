@@ -66,16 +66,15 @@ def gae_advantages(tmdp: TokenMDP, batch: TokenBatch, rewards, values, λ: float
 
     Examples
     --------
-    >>> from pgnotes import tokens as tk
-    >>> tmdp = tk.toy_mdp()
-    >>> θ = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
-    >>> c = tk.completions(tmdp, θ)
-    >>> r = token_rewards(tmdp, c)
-    >>> A = gae_advantages(tmdp, c, r, np.zeros(tmdp.n_prefixes), 1.0)  # V = 0, λ = 1: REINFORCE
-    >>> bool(np.all(A[c.mask] == np.repeat(c.rewards, c.lengths)))
+    >>> from pgnotes.tokens import completions, long_answer_mdp, row_weights, state_values
+    >>> tmdp = long_answer_mdp(max_len=6, targets=(2, 4))
+    >>> θ, zero_critic = np.zeros((tmdp.n_prefixes, 2)), np.zeros(tmdp.n_prefixes)
+    >>> c = completions(tmdp, θ)
+    >>> A = gae_advantages(tmdp, c, token_rewards(tmdp, c), zero_critic, 1.0)  # λ = 1, V = 0
+    >>> bool(np.all(A[c.mask] == np.repeat(c.rewards, c.lengths)))  # REINFORCE: r on every token
     True
-    >>> A = gae_advantages(tmdp, c, r, tk.state_values(tmdp, θ), 0.5)  # exact critic: mean zero
-    >>> bool(abs(tk.row_weights(tmdp, c) @ A[:, 0]) < 1e-12)
+    >>> A = gae_advantages(tmdp, c, token_rewards(tmdp, c), state_values(tmdp, θ), 0.5)
+    >>> bool(abs(row_weights(tmdp, c) @ A[:, 0]) < 1e-12)  # the exact critic: mean zero
     True
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)

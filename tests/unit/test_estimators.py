@@ -5,12 +5,12 @@ import pytest
 
 import pgnotes as pg
 
+from conftest import episodic_case
+
 
 @pytest.fixture(scope="module")
 def setting():
-    rng = np.random.default_rng(21)
-    mdp = pg.envs.random_mdp(3, 2, 0.8, rng, n_terminal=1, p_end=0.25)
-    θ = rng.standard_normal((3, 2))
+    mdp, θ, _ = episodic_case(21, 3, 0.8, 0.25)
     T = 5
     return dict(
         mdp=mdp, θ=θ, T=T,
