@@ -1,4 +1,4 @@
-"""pgnotes: the policy gradient theorem, executable.
+r"""pgnotes: the policy gradient theorem, executable.
 
 The modules follow the book's table of contents:
 

@@ -56,8 +56,8 @@ def random_mdp(
     n_terminal = as_count(n_terminal, "n_terminal", minimum=0, maximum=S - 1)
     live = S - n_terminal
     b = live if branching is None else as_count(branching, "branching", minimum=1, maximum=live)
-    if n_terminal and not 0.0 < p_end <= 1.0:
-        raise ValueError(f"p_end must lie in (0, 1], got {p_end}")
+    if n_terminal:
+        p_end = as_real(p_end, "p_end", low=0.0, high=1.0, low_open=True)
 
     P = np.zeros((S, A, S))
     for s in range(live):

@@ -136,9 +136,7 @@ def past_returns(batch: Batch) -> np.ndarray:
 
 def _at(table, batch: Batch, states, name: str, lead: int, offset: int = 0) -> np.ndarray:
     """Look up a stationary (S, …) or time-indexed (T+·, S, …) table at ``states[i, t]``."""
-    table = np.asarray(table, dtype=float)
-    if not np.all(np.isfinite(table)):
-        raise ValueError(f"{name} contains NaN or inf")
+    table = real_array(table, name)
     if table.ndim == lead:
         return table[states] if lead == 1 else table[states, batch.actions]
     if table.ndim == lead + 1:
@@ -191,11 +189,7 @@ def score_weighted(batch: Batch, mdp: TabularMDP, θ, weights, features=None) ->
     The common form of every estimator in this module.
     """
     batch = _check_batch(batch)
-    weights = np.asarray(weights, dtype=float)
-    if weights.shape != batch.states.shape:
-        raise ValueError(f"weights must have shape (n, T) = {batch.states.shape}, got {weights.shape}")
-    if not np.all(np.isfinite(weights)):
-        raise ValueError("weights contain NaN or inf")
+    weights = real_array(weights, "weights", shape=batch.states.shape)  # one per trajectory and step
     π_θ = softmax_policy(mdp, θ, features)
     return π_θ.score_sum(batch.states, batch.actions, np.where(batch.mask, weights, 0.0))
 

@@ -123,14 +123,14 @@ def group_advantage_given_reward(q, values, G: int, advantage_fn) -> np.ndarray:
     import itertools
     import math
 
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)) or np.unique(v).size != v.size:
+    v = real_array(values, "values")
+    if v.ndim != 1 or v.size == 0 or np.unique(v).size != v.size:
         raise ValueError(f"values must be a 1-d array of distinct finite reward values, got {values!r}")
     K = v.size
-    q = np.asarray(q, dtype=float)
+    q = real_array(q, "q")
     if q.ndim == 0 or q.shape[-1] != K:
         raise ValueError(f"q must have shape (..., K) = (..., {K}), got {q.shape}")
-    if not np.all(np.isfinite(q)) or np.any(q < 0) or np.abs(q.sum(axis=-1) - 1).max() > 1e-9:
+    if np.any(q < 0) or np.abs(q.sum(axis=-1) - 1).max() > 1e-9:
         raise ValueError("each row of q must be a probability vector (non-negative, summing to 1)")
     G = as_count(G, "G (completions per prompt)", minimum=1, maximum=10_000)
     n_counts = math.comb(G + K - 2, K - 1)
