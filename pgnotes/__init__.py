@@ -1,4 +1,4 @@
-"""pgnotes: the policy gradient theorem, executable.
+r"""pgnotes: the policy gradient theorem, executable.
 
 The modules follow the book's table of contents:
 
@@ -13,11 +13,42 @@ The modules follow the book's table of contents:
 :mod:`pgnotes.estimators`  per-trajectory gradient estimators
 :mod:`pgnotes.check`       independent routes: complex step, finite differences, sympy
 :mod:`pgnotes.plots`       the book's figures
-:mod:`pgnotes.tokens`      token-level MDPs of language models, exact and sampled
+:mod:`pgnotes.tokens`      token-level MDPs of language models: ``tokens.mdp`` (the prefix
+                           tree, features, policy), ``tokens.tasks`` (verifiers, examples),
+                           ``tokens.exact`` (values, ``J``, ``∇J``, KL, the tabular bridge),
+                           ``tokens.batches`` (enumeration, sampling, scores, batch helpers)
 :mod:`pgnotes.groups`      group advantages (REINFORCE, RLOO, GRPO) and their exact expectations
 :mod:`pgnotes.ppo`         token-level PPO: KL rewards, GAE, clipped surrogate, critic fitting
 :mod:`pgnotes.lab`         a reference LLM policy-gradient loss with switchable mistakes
 ========================  ====================================================
+
+``pgnotes._validate`` holds every argument check: a wrong type raises ``TypeError``, a wrong
+value ``ValueError``, and the message names the argument and the fix.
+
+Conventions
+-----------
+The rule for every public function. Today's exceptions, kept until one pass renames them
+together with the notebooks: ``trajectories`` and ``estimators`` take ``(batch, mdp, θ)``;
+``features`` and ``T`` are positional in ``exact``, ``finite`` and ``enumerate_trajectories``;
+``Batch.p``, ``TokenBatch.p``; ``estimators.score_weighted``; ``TokenMDP(vocab_size=)``; the
+keywords ``λ``, ``β``, ``ε``, ``θ_ref``, ``G``; the module name ``check``.
+
+1. **Argument order**: the model, then the policy parameters, then the data, then tables and
+   numbers: ``f(mdp, θ, batch, *tables, *, options)``. ``tmdp`` is the model on the token side;
+   ``θ`` is positional wherever the result depends on the policy (``θ_old`` follows ``θ``); a
+   function that does not depend on ``θ`` skips it. ``features`` is always keyword-only
+   (``*, features=None``), as are sizes and options (``horizon=``, ``n=``, ``rng=``).
+2. **One operation, one name**: the weighted score sum
+   :math:`\sum_t w_t ∇_θ \log π_θ(a_t|s_t)` is ``score_sum`` on both sides (the policy
+   method, the tabular estimator form and the token form).
+3. **Names do not collide with the notation**: ``V``, ``Q``, ``A``, ``P``, ``R`` are the maths
+   (values, transitions, rewards), never sizes: sizes are ``n_states``, ``n_actions``,
+   ``n_vocab``, ``n_prompts``, ``n_prefixes``. A batch's probabilities are ``prob``.
+4. **Keyword names are ASCII words**, as in the libraries practitioners use (``gamma``,
+   ``rho0``, ``lam``, ``beta``, ``cliprange``, ``theta_ref``); Greek letters are for positional
+   parameters (``θ``) and local variables, where they follow the book's notation.
+5. **Modules say what they hold**: reference computations live in ``reference`` (today
+   ``check``).
 """
 
 from . import check, envs, estimators, exact, finite, groups, lab, plots, policy, ppo, tokens, trajectories

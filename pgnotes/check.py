@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from ._validate import as_real, real_array
 from .mdp import TabularMDP
 
 __all__ = [
@@ -32,13 +33,11 @@ __all__ = [
 
 
 def _real_parameter(θ) -> np.ndarray:
-    θ = np.asarray(θ)
-    if θ.dtype == bool or not np.issubdtype(θ.dtype, np.number) or np.iscomplexobj(θ):
-        raise ValueError(f"θ must be a real array, got dtype {θ.dtype}")
-    θ = θ.astype(float)
-    if not np.all(np.isfinite(θ)):
-        raise ValueError("θ contains NaN or inf")
-    return θ
+    return real_array(θ, "θ")
+
+
+def _step(h) -> float:
+    return as_real(h, "the step h", low=0.0, low_open=True)
 
 
 def complex_step_gradient(f: Callable, θ, h: float = 1e-20) -> np.ndarray:
@@ -46,10 +45,14 @@ def complex_step_gradient(f: Callable, θ, h: float = 1e-20) -> np.ndarray:
 
     ``f`` must accept complex arrays and be analytic in ``θ`` (no ``abs``, no ``.real``).
     There is no subtractive cancellation, so ``h`` can be tiny.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> complex_step_gradient(lambda θ: np.sum(θ**3), np.array([1.0, 2.0]))
+    array([ 3., 12.])
     """
-    θ = _real_parameter(θ)
-    if not (np.isfinite(h) and h > 0):
-        raise ValueError(f"the step h must be a positive float, got {h}")
+    θ, h = _real_parameter(θ), _step(h)
     g = np.zeros(θ.size)
     for i in range(θ.size):
         z = θ.astype(complex).ravel()
@@ -66,9 +69,7 @@ def complex_step_jacobian(f: Callable, θ, h: float = 1e-20) -> np.ndarray:
     ``J[k]`` is the gradient of ``f(θ)[k]``. ``f`` must be analytic in ``θ`` and accept complex
     arrays. Book: derivation A, ``a-logtrick`` (``∇_θ P(τ)`` for every trajectory at once).
     """
-    θ = _real_parameter(θ)
-    if not (np.isfinite(h) and h > 0):
-        raise ValueError(f"the step h must be a positive float, got {h}")
+    θ, h = _real_parameter(θ), _step(h)
     cols = []
     for i in range(θ.size):
         z = θ.astype(complex).ravel()
@@ -80,9 +81,7 @@ def complex_step_jacobian(f: Callable, θ, h: float = 1e-20) -> np.ndarray:
 
 def central_difference_gradient(f: Callable, θ, h: float = 1e-6) -> np.ndarray:
     r"""``∂f/∂θ_i ≈ (f(θ + h e_i) - f(θ - h e_i)) / 2h``; error ``O(h²)`` plus rounding ``O(ε/h)``."""
-    θ = _real_parameter(θ)
-    if not (np.isfinite(h) and h > 0):
-        raise ValueError(f"the step h must be a positive float, got {h}")
+    θ, h = _real_parameter(θ), _step(h)
     g = np.zeros(θ.size)
     for i in range(θ.size):
         e = np.zeros(θ.size)

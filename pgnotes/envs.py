@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_count, check_rng
+from ._validate import as_count, as_real, check_rng
 from .mdp import MAX_STATES, TabularMDP
 
 __all__ = [
@@ -43,6 +43,12 @@ def random_mdp(
     states. With ``n_terminal > 0`` the last ``n_terminal`` states are terminal and every
     non-terminal ``(s, a)`` ends the episode with probability ``p_end``, so episodes end with
     probability 1 and ``γ = 1`` is allowed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> random_mdp(4, 2, 0.9, np.random.default_rng(0))
+    TabularMDP(S=4, A=2, gamma=0.9, terminal states=0)
     """
     rng = check_rng(rng)
     S = as_count(n_states, "n_states", minimum=1, maximum=5000)
@@ -50,8 +56,8 @@ def random_mdp(
     n_terminal = as_count(n_terminal, "n_terminal", minimum=0, maximum=S - 1)
     live = S - n_terminal
     b = live if branching is None else as_count(branching, "branching", minimum=1, maximum=live)
-    if n_terminal and not 0.0 < p_end <= 1.0:
-        raise ValueError(f"p_end must lie in (0, 1], got {p_end}")
+    if n_terminal:
+        p_end = as_real(p_end, "p_end", low=0.0, high=1.0, low_open=True)
 
     P = np.zeros((S, A, S))
     for s in range(live):
@@ -126,11 +132,16 @@ def gridworld(
     (default: top-right) pays ``goal_reward``; every other step pays ``step_reward``. With
     ``episodic=True`` the goal is terminal; otherwise the agent is sent back to ``start``
     (default: bottom-left), so the chain never ends.
+
+    Examples
+    --------
+    >>> mdp = gridworld(3, 4)  # the goal, top-right, is state 3
+    >>> mdp, [int(s) for s in mdp.terminal.nonzero()[0]]
+    (TabularMDP(S=12, A=4, gamma=0.9, terminal states=1), [3])
     """
     rows = as_count(rows, "rows", minimum=1, maximum=100)
     cols = as_count(cols, "cols", minimum=1, maximum=100)
-    if not 0.0 <= slip <= 1.0:
-        raise ValueError(f"slip must lie in [0, 1], got {slip}")
+    slip = as_real(slip, "slip", low=0.0, high=1.0)
     goal = (0, cols - 1) if goal is None else tuple(goal)
     start = (rows - 1, 0) if start is None else tuple(start)
     for name, cell in (("goal", goal), ("start", start)):
@@ -232,11 +243,17 @@ def chain(n: int, *, reward: float = 1.0, gamma: float = 1.0) -> TabularMDP:
     has ``r_t = reward · 1[t = n-1]`` and ends after exactly ``n`` steps: a model of a
     completion of ``n`` tokens scored once at its end. Book: GAE(λ), the decay of a terminal
     reward (book/06_gae.ipynb).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import exact
+    >>> mdp = chain(3, reward=2.0, gamma=0.5)  # paid 2 at t = 2: J = 0.5² · 2
+    >>> exact.objective(mdp, np.zeros((4, 1)))
+    0.5
     """
     n = as_count(n, "n", minimum=1, maximum=MAX_STATES - 1)
-    reward = float(reward)
-    if not np.isfinite(reward):
-        raise ValueError(f"reward must be finite, got {reward}")
+    reward = as_real(reward, "reward")
     S = n + 1
     P = np.zeros((S, 1, S))
     P[np.arange(n), 0, np.arange(1, S)] = 1.0

@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validate import as_real, real_array
 from .mdp import TabularMDP
 from .policy import softmax_policy
 from .sampling import Batch
 
 __all__ = [
+    "discount_cumsum",
     "discounts",
     "total_return",
     "returns_to_go",
@@ -62,6 +64,36 @@ def _check_batch(batch) -> Batch:
     return batch
 
 
+def discount_cumsum(x, discount) -> np.ndarray:
+    r"""The backward recursion :math:`y_t = x_t + c_t\, y_{t+1}`, :math:`y_T = 0`, over the last axis.
+
+    With a constant ``c`` this is :math:`y_t = \sum_{k \ge t} c^{k-t} x_k`: the return counted
+    from ``t`` (``x = r``, ``c = γ``), GAE (``x = δ``, ``c = γλ``), token-level GAE (``c = λ``).
+    ``discount`` is a number or an array broadcastable to ``x`` (a per-step ``c_t``; 0 cuts the
+    sum, as at the end of an episode). Every return and advantage of the package is this one
+    function (Spinning Up's ``discount_cumsum``; rlax's "special cases call the general one").
+    Book: practice, GAE.
+
+    Examples
+    --------
+    >>> discount_cumsum([1.0, 1.0, 1.0], 0.5)
+    array([1.75, 1.5 , 1.  ])
+    >>> discount_cumsum([[1.0, 2.0], [3.0, 4.0]], [[1.0, 0.0], [0.0, 1.0]])  # per-step c_t
+    array([[3., 2.],
+           [3., 4.]])
+    """
+    x = real_array(x, "x")
+    if x.ndim == 0:
+        raise ValueError("x must have at least one axis (time is the last one)")
+    c = np.broadcast_to(real_array(discount, "discount"), x.shape)
+    y = np.empty_like(x)
+    acc = np.zeros(x.shape[:-1])
+    for t in reversed(range(x.shape[-1])):
+        acc = x[..., t] + c[..., t] * acc
+        y[..., t] = acc
+    return y
+
+
 def discounts(batch: Batch) -> np.ndarray:
     """``γ^t`` for ``t = 0..T-1``, shape (T,). ``0^0 = 1``."""
     return _check_batch(batch).gamma ** np.arange(batch.horizon, dtype=float)
@@ -79,13 +111,20 @@ def returns_to_go(batch: Batch, *, from_time_zero: bool = True) -> np.ndarray:
     otherwise the return counted from ``t``, :math:`\sum_{k=t}^{T-1} γ^{k-t} r_k`, the one most
     code computes. They differ by the factor ``γ^t``. Book: derivation A, boxed form;
     converting A into B, ``ab-EG``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import Batch
+    >>> ones = np.ones((1, 3))
+    >>> batch = Batch(0 * ones.astype(int), 0 * ones.astype(int), ones, 0 * ones.astype(int), ones > 0, gamma=0.5)
+    >>> returns_to_go(batch)  # γ^t counted from t = 0: G_1 = 0.5 + 0.25
+    array([[1.75, 0.75, 0.25]])
+    >>> returns_to_go(batch, from_time_zero=False)
+    array([[1.75, 1.5 , 1.  ]])
     """
     batch = _check_batch(batch)
-    G = np.zeros_like(batch.rewards)
-    acc = np.zeros(batch.n)
-    for t in range(batch.horizon - 1, -1, -1):  # G'_t = r_t + γ G'_{t+1}
-        acc = batch.rewards[:, t] + batch.gamma * acc
-        G[:, t] = acc
+    G = discount_cumsum(batch.rewards, batch.gamma)  # G'_t = r_t + γ G'_{t+1}
     return G * discounts(batch) if from_time_zero else G
 
 
@@ -97,9 +136,7 @@ def past_returns(batch: Batch) -> np.ndarray:
 
 def _at(table, batch: Batch, states, name: str, lead: int, offset: int = 0) -> np.ndarray:
     """Look up a stationary (S, …) or time-indexed (T+·, S, …) table at ``states[i, t]``."""
-    table = np.asarray(table, dtype=float)
-    if not np.all(np.isfinite(table)):
-        raise ValueError(f"{name} contains NaN or inf")
+    table = real_array(table, name)
     if table.ndim == lead:
         return table[states] if lead == 1 else table[states, batch.actions]
     if table.ndim == lead + 1:
@@ -130,17 +167,20 @@ def gae_advantages(batch: Batch, mdp: TabularMDP, V, λ: float) -> np.ndarray:
 
     ``λ = 0`` gives the TD error; ``λ = 1`` gives ``Σ_{k≥t} γ^{k-t} r_k - V(s_t)`` plus the
     bootstrapped tail (Schulman et al. 2016). Book: GAE(λ), ``gae-gae``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import envs, exact, finite, sample
+    >>> mdp, θ = envs.two_state_mdp(0.9), np.zeros((2, 2))
+    >>> batch = sample(mdp, θ, n=4, horizon=6, rng=np.random.default_rng(1))
+    >>> V = exact.state_values(mdp, θ)
+    >>> bool(np.allclose(gae_advantages(batch, mdp, V, 0.0), td_errors(batch, mdp, V)))  # λ = 0: TD errors
+    True
     """
-    λ = float(λ)
-    if not 0.0 <= λ <= 1.0:
-        raise ValueError(f"λ must lie in [0, 1], got {λ}")
+    λ = as_real(λ, "λ", low=0.0, high=1.0)
     δ = td_errors(batch, mdp, V)
-    Â = np.zeros_like(δ)
-    acc = np.zeros(batch.n)
-    for t in range(batch.horizon - 1, -1, -1):
-        acc = δ[:, t] + batch.gamma * λ * acc
-        Â[:, t] = acc
-    return Â
+    return discount_cumsum(δ, batch.gamma * λ)  # GAE-λ: Â_t = δ_t + γλ Â_{t+1}
 
 
 def score_weighted(batch: Batch, mdp: TabularMDP, θ, weights, features=None) -> np.ndarray:
@@ -149,11 +189,7 @@ def score_weighted(batch: Batch, mdp: TabularMDP, θ, weights, features=None) ->
     The common form of every estimator in this module.
     """
     batch = _check_batch(batch)
-    weights = np.asarray(weights, dtype=float)
-    if weights.shape != batch.states.shape:
-        raise ValueError(f"weights must have shape (n, T) = {batch.states.shape}, got {weights.shape}")
-    if not np.all(np.isfinite(weights)):
-        raise ValueError("weights contain NaN or inf")
+    weights = real_array(weights, "weights", shape=batch.states.shape)  # one per trajectory and step
     π_θ = softmax_policy(mdp, θ, features)
     return π_θ.score_sum(batch.states, batch.actions, np.where(batch.mask, weights, 0.0))
 
@@ -165,7 +201,18 @@ def reinforce_total_return(batch, mdp, θ, features=None):
 
 
 def reinforce(batch, mdp, θ, features=None):
-    r"""``Σ_t G_t ∇log π(a_t|s_t)`` with the source's ``G_t = Σ_{k≥t} γ^k r_k`` (boxed form of A)."""
+    r"""``Σ_t G_t ∇log π(a_t|s_t)`` with the source's ``G_t = Σ_{k≥t} γ^k r_k`` (boxed form of A).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import envs, finite, trajectories
+    >>> mdp, θ = envs.two_state_mdp(0.9), np.zeros((2, 2))
+    >>> batch = trajectories.enumerate_trajectories(mdp, θ, 3)
+    >>> g = trajectories.expectation(batch, reinforce(batch, mdp, θ))  # exactly unbiased for ∇J_T
+    >>> bool(np.allclose(g, finite.policy_gradient(mdp, θ, 3), atol=1e-12))
+    True
+    """
     return score_weighted(batch, mdp, θ, returns_to_go(batch), features)
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_count
-from .tokens import TokenMDP, check_token_mdp, completions, token_policy
+from ._validate import as_count, as_real, check_token_mdp, real_array
+from .tokens import TokenMDP, completions, token_policy
 
 __all__ = [
     "MAX_GROUP_CONFIGURATIONS",
@@ -52,21 +52,24 @@ def group_advantages(rewards, *, baseline: str = "mean", divide_by_std: bool = F
     Returns
     -------
     float array, the shape of ``rewards``.
+
+    Examples
+    --------
+    >>> group_advantages([[1.0, 0.0, 0.0, 1.0]])  # GRPO / Dr. GRPO: minus the group mean
+    array([[ 0.5, -0.5, -0.5,  0.5]])
+    >>> group_advantages([[1.0, 0.0, 0.0, 1.0]], divide_by_std=True, eps=0.0)  # GRPO with the std
+    array([[ 1., -1., -1.,  1.]])
+    >>> group_advantages([[1.0, 0.0, 0.0, 0.0]], baseline="loo").round(3)  # RLOO
+    array([[ 1.   , -0.333, -0.333, -0.333]])
     """
-    r = np.asarray(rewards)
-    if r.dtype == bool or not np.issubdtype(r.dtype, np.number) or np.iscomplexobj(r) or r.ndim == 0:
-        raise ValueError(f"rewards must be a real array of shape (..., G), got {rewards!r}")
-    r = r.astype(float)
-    if not np.all(np.isfinite(r)):
-        raise ValueError("rewards contain NaN or inf")
+    r = real_array(rewards, "rewards (shape (..., G))")
+    if r.ndim == 0:
+        raise ValueError(f"rewards must have shape (..., G), got a scalar {rewards!r}")
     G = r.shape[-1]
     if baseline not in ("mean", "loo", "none"):
         raise ValueError(f"baseline must be 'mean', 'loo' or 'none', got {baseline!r}")
-    if ddof not in (0, 1) or isinstance(ddof, bool):
-        raise ValueError(f"ddof must be 0 or 1, got {ddof!r}")
-    eps = float(eps)
-    if not (np.isfinite(eps) and eps >= 0):
-        raise ValueError(f"eps must be a finite number ≥ 0, got {eps}")
+    ddof = as_count(ddof, "ddof", minimum=0, maximum=1)
+    eps = as_real(eps, "eps", low=0.0)
     need = 2 if (baseline == "loo" or (divide_by_std and ddof == 1)) else 1
     if G < need:
         raise ValueError(f"this advantage needs groups of G ≥ 2 completions, got G = {G}")
@@ -120,14 +123,14 @@ def group_advantage_given_reward(q, values, G: int, advantage_fn) -> np.ndarray:
     import itertools
     import math
 
-    v = np.asarray(values, dtype=float)
-    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)) or np.unique(v).size != v.size:
+    v = real_array(values, "values")
+    if v.ndim != 1 or v.size == 0 or np.unique(v).size != v.size:
         raise ValueError(f"values must be a 1-d array of distinct finite reward values, got {values!r}")
     K = v.size
-    q = np.asarray(q, dtype=float)
+    q = real_array(q, "q")
     if q.ndim == 0 or q.shape[-1] != K:
         raise ValueError(f"q must have shape (..., K) = (..., {K}), got {q.shape}")
-    if not np.all(np.isfinite(q)) or np.any(q < 0) or np.abs(q.sum(axis=-1) - 1).max() > 1e-9:
+    if np.any(q < 0) or np.abs(q.sum(axis=-1) - 1).max() > 1e-9:
         raise ValueError("each row of q must be a probability vector (non-negative, summing to 1)")
     G = as_count(G, "G (completions per prompt)", minimum=1, maximum=10_000)
     n_counts = math.comb(G + K - 2, K - 1)
@@ -144,11 +147,7 @@ def group_advantage_given_reward(q, values, G: int, advantage_fn) -> np.ndarray:
     log_coef = math.lgamma(G) - np.array([sum(math.lgamma(c + 1) for c in n) for n in counts])
     others = np.repeat(np.tile(v, (n_counts, 1)).ravel(), counts.ravel()).reshape(n_counts, G - 1)
     R = np.concatenate([np.repeat(v, n_counts)[:, None], np.tile(others, (K, 1))], axis=1)  # (K·n, G)
-    A = np.asarray(advantage_fn(R))
-    if A.shape != R.shape or A.dtype == bool or not np.issubdtype(A.dtype, np.number) or np.iscomplexobj(A):
-        raise ValueError(f"advantage_fn must map real rewards (M, G) to real advantages (M, G); got shape {A.shape}")
-    if not np.all(np.isfinite(A)):
-        raise ValueError("advantage_fn returned NaN or inf")
+    A = real_array(advantage_fn(R), "advantage_fn(rewards (M, G)), real advantages (M, G),", shape=R.shape)
     if G > 1:  # exchangeability: moving the own reward to the last slot moves its advantage there
         perm = np.r_[1:G, 0]
         A_perm = np.asarray(advantage_fn(R[:, perm]))
@@ -212,12 +211,7 @@ def group_estimator_expectation(
     cond = group_advantage_given_reward(q, values, G, advantage_fn)  # (n_prompts, K)
     w = c.p * cond[c.prompt_ids, k]
     if sequence_weight is not None:
-        cw = np.asarray(sequence_weight(c))
-        if cw.shape != (c.n,) or cw.dtype == bool or not np.issubdtype(cw.dtype, np.number) or np.iscomplexobj(cw):
-            raise ValueError(f"sequence_weight must return a real array of shape (N,) = ({c.n},), got {cw.shape}")
-        if not np.all(np.isfinite(cw)):
-            raise ValueError("sequence_weight returned NaN or inf")
-        w = w * cw
+        w = w * real_array(sequence_weight(c), "sequence_weight(batch), one real weight per completion,", shape=(c.n,))
     pol = token_policy(tmdp, θ, features)[0]
     rows = np.repeat(np.arange(c.n), c.lengths)
     k_t, a_t = c.prefixes[c.mask], c.tokens[c.mask]  # row-major: the tokens of each completion in turn

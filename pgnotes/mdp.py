@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validate import as_real, real_array
+
 __all__ = ["TabularMDP", "MAX_STATES", "MAX_ENTRIES"]
 
 #: Largest state space accepted: the exact routines factorise a dense S × S matrix, which
@@ -16,22 +18,6 @@ MAX_STATES = 10_000
 MAX_ENTRIES = 200_000_000
 
 _ATOL = 1e-9  # tolerance on "sums to one": probabilities typed as decimals drift by ~1e-16
-
-
-def _as_real_array(x, name: str) -> np.ndarray:
-    """``x`` as a float array, refusing objects, strings, complex numbers, NaN and inf."""
-    try:
-        a = np.asarray(x)
-    except Exception as exc:  # ragged nested lists, for instance
-        raise ValueError(f"{name} could not be read as an array: {exc}") from None
-    if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
-        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
-    if np.iscomplexobj(a):
-        raise ValueError(f"{name} must be real, got a complex array")
-    a = a.astype(float)
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return a
 
 
 def _check_distribution(p: np.ndarray, name: str, axis: int = -1) -> None:
@@ -78,6 +64,19 @@ class TabularMDP:
     ValueError
         On wrong shapes, NaN or inf, negative or non-normalised probabilities, ``γ`` outside
         [0, 1], ``ρ0`` not a distribution, or ``γ = 1`` with no terminal state at all.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import TabularMDP
+    >>> P = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.0, 1.0], [0.5, 0.5]]])
+    >>> mdp = TabularMDP(P, R=[[1.0, 0.0], [0.0, 2.0]], rho0=[1.0, 0.0], gamma=0.9)
+    >>> mdp
+    TabularMDP(S=2, A=2, gamma=0.9, terminal states=0)
+    >>> TabularMDP(P, R=[[1.0, 0.0], [0.0, 2.0]], rho0=[1.0, 0.0], gamma="0.9")
+    Traceback (most recent call last):
+        ...
+    TypeError: gamma must be a real number, got '0.9'
     """
 
     def __init__(self, P, R, rho0, gamma: float):
@@ -89,7 +88,7 @@ class TabularMDP:
                 f"P of shape {shape} is too large: at most MAX_STATES = {MAX_STATES} states "
                 f"and MAX_ENTRIES = {MAX_ENTRIES} entries S·A·S"
             )
-        P = _as_real_array(P, "P")
+        P = real_array(P, "P")
         if P.ndim != 3 or P.shape[0] != P.shape[2] or P.shape[0] == 0 or P.shape[1] == 0:
             raise ValueError(f"P must have shape (S, A, S) with S, A >= 1, got {P.shape}")
         S, A, _ = P.shape
@@ -100,22 +99,18 @@ class TabularMDP:
             )
         _check_distribution(P, "P[s, a, :]")
 
-        R = _as_real_array(R, "R")
+        R = real_array(R, "R")
         if R.shape == (S, A, S):
             R = np.einsum("ijk,ijk->ij", P, R)
         elif R.shape != (S, A):
             raise ValueError(f"R must have shape (S, A) = {(S, A)} or (S, A, S), got {R.shape}")
 
-        rho0 = _as_real_array(rho0, "rho0")
+        rho0 = real_array(rho0, "rho0")
         if rho0.shape != (S,):
             raise ValueError(f"rho0 must have shape (S,) = ({S},), got {rho0.shape}")
         _check_distribution(rho0, "rho0")
 
-        if isinstance(gamma, (bool, np.bool_)) or not isinstance(gamma, (int, float, np.number)):
-            raise ValueError(f"gamma must be a real number in [0, 1], got {gamma!r}")
-        gamma = float(gamma)
-        if not (0.0 <= gamma <= 1.0):  # also refuses NaN
-            raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
+        gamma = as_real(gamma, "gamma", low=0.0, high=1.0)
 
         diag = P[np.arange(S), :, np.arange(S)]  # (S, A): P(s|s, a)
         terminal = np.all(diag == 1.0, axis=1) & np.all(R == 0.0, axis=1)

@@ -17,22 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._validate import real_array
 from .mdp import TabularMDP
 
 __all__ = ["SoftmaxPolicy", "TabularSoftmax", "LogLinearSoftmax", "softmax_policy"]
 
 
 def _as_parameter(θ, name: str = "θ") -> np.ndarray:
-    try:
-        a = np.asarray(θ)
-    except Exception as exc:
-        raise ValueError(f"{name} could not be read as an array: {exc}") from None
-    if a.dtype == bool or not np.issubdtype(a.dtype, np.number):
-        raise ValueError(f"{name} must hold numbers, got dtype {a.dtype}")
-    a = a.astype(complex if np.iscomplexobj(a) else float)
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return a
+    return real_array(θ, name, allow_complex=True)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -60,6 +52,11 @@ class SoftmaxPolicy:
         """``∇_θ log π_θ(a|s)`` for index arrays ``s``, ``a`` of one shape; result shape ``s.shape + θ.shape``."""
         raise NotImplementedError
 
+    def score_table(self) -> np.ndarray:
+        """``∇_θ log π_θ(a|s)`` for every state and action, shape ``(S, A) + θ.shape`` (materialised)."""
+        S, A = self.probs.shape
+        return self.score(np.repeat(np.arange(S)[:, None], A, axis=1), np.tile(np.arange(A), (S, 1)))
+
     def score_contract(self, W: np.ndarray, per_state: bool = False) -> np.ndarray:
         r"""``Σ_{s,a} W[s,a] ∇_θ log π_θ(a|s)``, shape ``θ.shape``.
 
@@ -73,10 +70,6 @@ class SoftmaxPolicy:
         This is the shape of every per-trajectory gradient estimator (``pgnotes.estimators``).
         """
         raise NotImplementedError
-
-    def log_prob(self, s, a) -> np.ndarray:
-        """``log π_θ(a|s)`` for index arrays."""
-        return np.log(self.probs[np.asarray(s), np.asarray(a)])
 
 
 class TabularSoftmax(SoftmaxPolicy):
@@ -134,16 +127,11 @@ class LogLinearSoftmax(SoftmaxPolicy):
     """
 
     def __init__(self, θ, features, n_states: int, n_actions: int):
-        φ = np.asarray(features)
-        if φ.dtype == bool or not np.issubdtype(φ.dtype, np.number) or np.iscomplexobj(φ):
-            raise ValueError(f"features must be a real array, got dtype {φ.dtype}")
-        φ = φ.astype(float)
+        φ = real_array(features, "features")
         if φ.ndim != 3 or φ.shape[:2] != (n_states, n_actions) or φ.shape[2] == 0:
             raise ValueError(
                 f"features must have shape (S, A, d) = ({n_states}, {n_actions}, d), got {φ.shape}"
             )
-        if not np.all(np.isfinite(φ)):
-            raise ValueError("features contain NaN or inf")
         θ = _as_parameter(θ)
         if θ.shape != (φ.shape[2],):
             raise ValueError(f"a log-linear policy needs θ of shape (d,) = ({φ.shape[2]},), got {θ.shape}")
@@ -174,6 +162,15 @@ def softmax_policy(mdp: TabularMDP, θ, features=None) -> SoftmaxPolicy:
     ------
     ValueError
         If ``θ`` or ``features`` has the wrong shape, or holds NaN, inf or non-numbers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import envs
+    >>> mdp = envs.two_state_mdp(0.9)
+    >>> softmax_policy(mdp, np.array([[0.0, np.log(3.0)], [0.0, 0.0]])).probs.round(2)
+    array([[0.25, 0.75],
+           [0.5 , 0.5 ]])
     """
     if not isinstance(mdp, TabularMDP):
         raise TypeError(f"mdp must be a pgnotes.TabularMDP, got {type(mdp).__name__}")

@@ -9,17 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_count
-from .tokens import (
-    TokenBatch,
-    TokenMDP,
-    check_kl_coefficient,
-    check_token_batch,
-    check_token_mdp,
-    sample_groups,
-    score_sum,
-    token_log_probs,
-)
+from ._validate import as_count, as_real, check_kl_coefficient, check_token_batch, check_token_mdp, real_array
+from .estimators import discount_cumsum
+from .tokens import TokenBatch, TokenMDP, row_weights, sample_groups, score_sum, token_log_probs
 
 __all__ = [
     "token_rewards",
@@ -30,17 +22,6 @@ __all__ = [
     "conditional_expectation",
     "fit_values",
 ]
-
-def _real_table(x, shape, name: str) -> np.ndarray:
-    a = np.asarray(x)
-    if a.dtype == bool or not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
-        raise ValueError(f"{name} must be a real array, got dtype {a.dtype}")
-    if a.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {a.shape}")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return a.astype(float)
-
 
 def token_rewards(tmdp: TokenMDP, batch: TokenBatch, *, β: float = 0.0, θ=None, θ_ref=None, features=None) -> np.ndarray:
     r"""Per-token rewards, shape (N, L): the verifier's ``r`` on the last real token, minus a KL term on every one.
@@ -82,29 +63,37 @@ def gae_advantages(tmdp: TokenMDP, batch: TokenBatch, rewards, values, λ: float
     ``V`` (:func:`~pgnotes.tokens.state_values`) the advantages are unbiased for every ``λ``; with ``λ = 1``
     they are the return-to-go minus ``V(s_t)``, and with ``V = 0`` too, every token of the
     completion gets the return :math:`\sum_{t' ≥ t} r_{t'}` (REINFORCE). Book: language models II, ``ppo-gae``.
+
+    Examples
+    --------
+    >>> from pgnotes.tokens import completions, long_answer_mdp, row_weights, state_values
+    >>> tmdp = long_answer_mdp(max_len=6, targets=(2, 4))
+    >>> θ, zero_critic = np.zeros((tmdp.n_prefixes, 2)), np.zeros(tmdp.n_prefixes)
+    >>> c = completions(tmdp, θ)
+    >>> A = gae_advantages(tmdp, c, token_rewards(tmdp, c), zero_critic, 1.0)  # λ = 1, V = 0
+    >>> bool(np.all(A[c.mask] == np.repeat(c.rewards, c.lengths)))  # REINFORCE: r on every token
+    True
+    >>> A = gae_advantages(tmdp, c, token_rewards(tmdp, c), state_values(tmdp, θ), 0.5)
+    >>> bool(abs(row_weights(tmdp, c) @ A[:, 0]) < 1e-12)  # the exact critic: mean zero
+    True
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    r = _real_table(rewards, batch.tokens.shape, "rewards")
-    V = _real_table(values, (tmdp.n_prefixes,), "values (one per non-terminal prefix)")
-    lam = float(λ)
-    if not (np.isfinite(lam) and 0.0 <= lam <= 1.0):
-        raise ValueError(f"λ must lie in [0, 1], got {λ!r}")
+    r = real_array(rewards, "rewards", shape=batch.tokens.shape)
+    V = real_array(values, "values (one per non-terminal prefix)", shape=(tmdp.n_prefixes,))
+    lam = as_real(λ, "λ", low=0.0, high=1.0)
     V_t = np.where(batch.mask, np.append(V, 0.0)[batch.prefixes], 0.0)  # the done state is worth 0
     V_next = np.concatenate([V_t[:, 1:], np.zeros((batch.n, 1))], axis=1)  # 0 after the last real token
     δ = np.where(batch.mask, np.where(batch.mask, r, 0.0) + V_next - V_t, 0.0)
-    A = np.zeros_like(δ)
-    nxt = np.zeros(batch.n)
-    for t in reversed(range(tmdp.max_len)):
-        nxt = δ[:, t] + lam * nxt
-        A[:, t] = nxt
-    return np.where(batch.mask, A, 0.0)
+    return np.where(batch.mask, discount_cumsum(δ, lam), 0.0)  # Â_t = δ_t + λ Â_{t+1}
+
+
+def _clip_range(ε) -> float:
+    return as_real(ε, "the clip range ε", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
 def _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, ε, features):
-    eps = float(ε)
-    if not (np.isfinite(eps) and 0.0 < eps < 1.0):
-        raise ValueError(f"the clip range ε must lie in (0, 1), got {ε!r}")
-    Â = _real_table(advantages, batch.tokens.shape, "advantages")
+    eps = _clip_range(ε)
+    Â = real_array(advantages, "advantages", shape=batch.tokens.shape)
     old = token_log_probs(tmdp, θ_old, batch, features)
     if np.iscomplexobj(old):
         raise ValueError("θ_old must be real")
@@ -155,9 +144,7 @@ def clip_fraction(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, ε: float = 0.2
     Book: language models II, ``ppo-clip``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    eps = float(ε)
-    if not (np.isfinite(eps) and 0.0 < eps < 1.0):
-        raise ValueError(f"the clip range ε must lie in (0, 1), got {ε!r}")
+    eps = _clip_range(ε)
     log_ratio = token_log_probs(tmdp, θ, batch, features) - token_log_probs(tmdp, θ_old, batch, features)
     if np.iscomplexobj(log_ratio):
         raise ValueError("clip_fraction needs real parameters")
@@ -172,10 +159,9 @@ def conditional_expectation(tmdp: TokenMDP, batch: TokenBatch, X) -> tuple[np.nd
     result is :math:`μ(s)\, π_θ(a|s)`, and the first is 0 where that is 0. Book: language models II, ``ppo-critic``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    if batch.p is None:
-        raise ValueError("conditional_expectation needs an enumeration with probabilities p (completions(tmdp, θ))")
-    X = _real_table(X, batch.tokens.shape, "X")
-    w = np.broadcast_to((tmdp.rho[batch.prompt_ids] * batch.p)[:, None], X.shape)[batch.mask]
+    q = row_weights(tmdp, batch)  # refuses a sampled batch (no p)
+    X = real_array(X, "X", shape=batch.tokens.shape)
+    w = np.broadcast_to(q[:, None], X.shape)[batch.mask]
     k, a = batch.prefixes[batch.mask], batch.tokens[batch.mask]
     prob = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
     num = np.zeros_like(prob)
@@ -202,11 +188,9 @@ def fit_values(
     Book: language models II, ``ppo-critic``.
     """
     tmdp = check_token_mdp(tmdp)
-    V = _real_table(values, (tmdp.n_prefixes,), "values (one per non-terminal prefix)").copy()
+    V = real_array(values, "values (one per non-terminal prefix)", shape=(tmdp.n_prefixes,)).copy()
     steps = as_count(steps, "steps", minimum=0, maximum=10**6)
-    α = float(step_size)
-    if not (np.isfinite(α) and α > 0):
-        raise ValueError(f"step_size must be a positive number, got {step_size!r}")
+    α = as_real(step_size, "step_size", low=0.0, low_open=True)
     out = [V.copy()]
     zeros = np.zeros(tmdp.n_prefixes)
     for _ in range(steps):

@@ -103,6 +103,15 @@ def sample(mdp: TabularMDP, θ, *, n: int, horizon: int, rng: np.random.Generato
     -------
     Batch
         With ``mask`` False from the first terminal state on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import envs
+    >>> mdp = envs.two_state_mdp(0.9)
+    >>> batch = sample(mdp, np.zeros((2, 2)), n=1000, horizon=5, rng=np.random.default_rng(0))
+    >>> batch.states.shape, batch.p is None
+    ((1000, 5), True)
     """
     rng = check_rng(rng)
     n = as_count(n, "n", minimum=1, maximum=MAX_STEPS)
@@ -132,7 +141,7 @@ def sample(mdp: TabularMDP, θ, *, n: int, horizon: int, rng: np.random.Generato
     action_of = outcome // S
 
     # The loop below is the sampler's whole cost: preallocated buffers, int32 indices and
-    # in-place ufuncs keep it to a few passes over n numbers per step (benchmarks/).
+    # in-place ufuncs keep it to a few passes over n numbers per step (dev/benchmarks.py).
     itype = np.int32 if S * M < 2**31 else np.intp
     jump, next_base = jump.astype(itype), next_base.astype(itype)
     cell = np.empty((T, n), dtype=itype)

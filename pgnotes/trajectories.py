@@ -43,6 +43,18 @@ def enumerate_trajectories(mdp: TabularMDP, θ, horizon: int, features=None) -> 
     ------
     ValueError
         If more than :data:`MAX_TRAJECTORIES` trajectories would be listed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgnotes import envs, estimators, finite
+    >>> mdp, θ = envs.two_state_mdp(0.9), np.zeros((2, 2))
+    >>> batch = enumerate_trajectories(mdp, θ, 3)
+    >>> batch.n, round(float(batch.p.sum()), 12)
+    (54, 1.0)
+    >>> J_T = expectation(batch, estimators.total_return(batch))  # E[R(τ)] = J_T, exactly
+    >>> bool(abs(J_T - finite.objective(mdp, θ, 3)) < 1e-12)
+    True
     """
     T = as_count(horizon, "horizon", minimum=1, maximum=64)
     π = softmax_policy(mdp, θ, features).probs

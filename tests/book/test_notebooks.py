@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(p for p in (ROOT / "book").glob("*.ipynb"))
 
 PATH = re.compile(r"(/work/|/tmp/|/root/|/home/\w|/Users/|C:\\\\)")
@@ -40,7 +40,7 @@ def test_stored_outputs_are_machine_independent(path):
     nb = json.loads(path.read_text())
     for i, cell in enumerate(code_cells(nb)):
         assert "execution" not in cell.get("metadata", {}), (
-            f"{path.name} cell {i}: execution timestamps in metadata; run tools/clean_notebook.py")
+            f"{path.name} cell {i}: execution timestamps in metadata; run dev/clean_notebook.py")
         tags = cell.get("metadata", {}).get("tags", [])
         for out in cell.get("outputs", []):
             if out["output_type"] == "error":

@@ -20,12 +20,6 @@ def _setting(param, seed=3, scale=1.0, kind="sum"):
     return tmdp, θ_ref + scale * rng.standard_normal(shape), θ_ref, φ
 
 
-def _at(table, batch):
-    """A per-(prefix, token) table read at the batch's tokens, 0 on padding."""
-    k, a = np.where(batch.mask, batch.prefixes, 0), np.where(batch.mask, batch.tokens, 0)
-    return np.where(batch.mask, table[k, a], 0.0)
-
-
 def test_token_rewards_place_r_on_the_last_real_token_and_sum_to_the_kl_shaped_return():
     tmdp, θ, θ_ref, φ = _setting("loglinear")
     β = 0.3
@@ -40,7 +34,7 @@ def test_token_rewards_place_r_on_the_last_real_token_and_sum_to_the_kl_shaped_r
     rβ = pg.ppo.token_rewards(tmdp, c, β=β, θ=θ, θ_ref=θ_ref, features=φ)
     lr = tk.log_probability(tmdp, θ, c, φ) - tk.log_probability(tmdp, θ_ref, c, φ)
     assert np.allclose(rβ.sum(axis=1), c.rewards - β * lr, atol=1e-13)
-    q = tmdp.rho[c.prompt_ids] * c.p
+    q = tk.row_weights(tmdp, c)
     assert abs(q @ rβ.sum(axis=1) - tk.objective(tmdp, θ, β=β, θ_ref=θ_ref, features=φ)) < 1e-13
     with pytest.raises(ValueError, match="θ"):
         pg.ppo.token_rewards(tmdp, c, β=β, θ_ref=θ_ref, features=φ)
@@ -59,7 +53,7 @@ def test_gae_with_the_exact_critic_is_unbiased_for_every_lambda(param, β):
         assert np.allclose(prob, ev.μ[:, None] * ev.π, atol=1e-14)
         assert np.abs(E - ev.A)[prob > 0].max() < 1e-12
         # and the estimator's expectation is ∇J_β
-        g = tk.score_sum(tmdp, θ, c, (tmdp.rho[c.prompt_ids] * c.p)[:, None] * Â, φ).sum(axis=0)
+        g = tk.score_sum(tmdp, θ, c, tk.row_weights(tmdp, c)[:, None] * Â, φ).sum(axis=0)
         assert pg.check.relative_error(g, tk.policy_gradient(tmdp, θ, β=β, θ_ref=θ_ref, features=φ)) < 1e-12
 
 
@@ -92,8 +86,8 @@ def test_gae_against_the_explicit_sum_and_the_two_limits():
 def test_clipped_surrogate_gradient_at_theta_old_is_the_policy_gradient(param):
     tmdp, θ_old, _, φ = _setting(param, seed=7)
     c = tk.completions(tmdp, θ_old, φ)
-    q = tmdp.rho[c.prompt_ids] * c.p  # the exact expectation under π_old
-    Â = _at(tk.advantages(tmdp, θ_old, features=φ), c)
+    q = tk.row_weights(tmdp, c)  # the exact expectation under π_old
+    Â = tk.at_tokens(tk.advantages(tmdp, θ_old, features=φ), c)
     g = tk.policy_gradient(tmdp, θ_old, features=φ)
     analytic = np.tensordot(q, pg.ppo.clipped_surrogate_gradient(tmdp, θ_old, θ_old, c, Â, 0.2, φ), axes=1)
     cs = pg.check.complex_step_gradient(lambda z: q @ pg.ppo.clipped_surrogate(tmdp, z, θ_old, c, Â, 0.2, φ), θ_old)

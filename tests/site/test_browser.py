@@ -26,7 +26,7 @@ import urllib.parse
 import pytest
 from bs4 import BeautifulSoup
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 SITE = ROOT / "_build" / "html"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 RAW_TEX = ("\\frac", "$$", "\\begin{", "\\nabla", "\\mathbb")

@@ -5,12 +5,12 @@ import pytest
 
 import pgnotes as pg
 
+from conftest import episodic_case
+
 
 @pytest.fixture(scope="module")
 def setting():
-    rng = np.random.default_rng(5)
-    mdp = pg.envs.random_mdp(4, 2, 0.9, rng, n_terminal=1, p_end=0.2)
-    θ = rng.standard_normal((4, 2))
+    mdp, θ, rng = episodic_case(5, 4, 0.9, 0.2)
     T = 4
     V = pg.finite.state_values(mdp, θ, T)
     ε = 0.5 * rng.standard_normal(V.shape)

@@ -1,6 +1,6 @@
 """Wall time of ``python -m pgnotes.verify`` on a numpy and a PyTorch function, measured in this run.
 
-Run with ``make verify-bench`` (or ``.venv/bin/python benchmarks/verify_cli.py``). Each command
+Run with ``make verify-bench`` (or ``.venv/bin/python dev/verify_cli.py``). Each command
 runs as a fresh subprocess, as a user would start it, from a temporary directory outside the
 repository; the claim is that each finishes within 60 s on this 2-core machine. Printed: the
 seconds of each run, and the ratio of each to the time of ``python -c "import pgnotes"`` (the

@@ -30,8 +30,13 @@ def mdp_and_θ(draw, *, log_linear=None, gammas=GAMMAS, episodic_gamma_one=True)
     return mdp, scale * rng.standard_normal((S, A)), None
 
 
+def episodic_case(seed: int, S: int, gamma: float, p_end: float, A: int = 2):
+    """A random episodic MDP (one terminal state), a tabular θ drawn after it, and the generator."""
+    rng = np.random.default_rng(seed)
+    mdp = pg.envs.random_mdp(S, A, gamma, rng, n_terminal=1, p_end=p_end)
+    return mdp, rng.standard_normal((S, A)), rng
+
+
 @pytest.fixture
 def small_episodic():
-    rng = np.random.default_rng(7)
-    mdp = pg.envs.random_mdp(4, 2, 0.9, rng, n_terminal=1, p_end=0.3)
-    return mdp, rng.standard_normal((4, 2))
+    return episodic_case(7, 4, 0.9, 0.3)[:2]

@@ -25,7 +25,7 @@ import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 BOOK = ROOT / "book"
 PACKAGE = ROOT / "pgnotes"
 

@@ -1,6 +1,6 @@
 """Apply each mutant of ``catalogue.py`` to a copy of pgnotes and see which check catches it.
 
-Usage: ``make mutants`` (or ``python mutation/run.py [--only SUBSTRING]``).
+Usage: ``make mutants`` (or ``python tests/mutation/run.py [--only SUBSTRING]``).
 
 For each mutant: copy ``pgnotes/`` to a temporary folder, apply the edits (each must match
 exactly once, so a stale catalogue fails loudly), put that folder first on ``PYTHONPATH``
@@ -22,8 +22,8 @@ import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "mutation"))
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "mutation"))
 from catalogue import MUTANTS  # noqa: E402
 
 FAILED = re.compile(r"^FAILED (\S+)", re.M)
@@ -59,8 +59,8 @@ def run_checks(mutant: dict, python: str) -> str | None:
         apply(mutant, where)
         # -P: "python -m" would otherwise put the repo (and its unmutated pgnotes) first on sys.path.
         env = dict(os.environ, PYTHONPATH=str(where), PYTHONDONTWRITEBYTECODE="1")
-        caught = first_failure([python, "-P", "-m", "pytest", "tests", "-x", "-q", "-p", "no:cacheprovider",
-                                "--ignore=tests/test_mutation_catalogue.py", "--ignore=tests/test_notebooks.py"], env)
+        caught = first_failure([python, "-P", "-m", "pytest", "tests/unit", "-x", "-q", "-p", "no:cacheprovider",
+                                "--ignore=tests/unit/test_mutation_catalogue.py"], env)
         if caught is None:
             caught = first_failure([python, "-P", "-m", "pytest", "--nbval", "--nbval-current-env",
                                     "--nbval-sanitize-with=book/sanitize.cfg", "book", "-x", "-q",

@@ -20,8 +20,8 @@ MUTANTS = [
     {
         "name": "off-by-one in G_t (r_t left out)",
         "file": "estimators.py",
-        "edits": [("        acc = batch.rewards[:, t] + batch.gamma * acc\n        G[:, t] = acc",
-                   "        G[:, t] = batch.gamma * acc\n        acc = batch.rewards[:, t] + batch.gamma * acc")],
+        "edits": [("        acc = x[..., t] + c[..., t] * acc\n        y[..., t] = acc",
+                   "        y[..., t] = c[..., t] * acc\n        acc = x[..., t] + c[..., t] * acc")],
     },
     {
         "name": "a baseline that depends on the action",
@@ -61,8 +61,13 @@ MUTANTS = [
     {
         "name": "GAE: λ and γ swapped in the TD error",
         "file": "estimators.py",
-        "edits": [("    δ = td_errors(batch, mdp, V)\n    Â = np.zeros_like(δ)",
-                   "    import dataclasses\n    δ = td_errors(dataclasses.replace(batch, gamma=λ), mdp, V)\n    Â = np.zeros_like(δ)")],
+        "edits": [("    δ = td_errors(batch, mdp, V)\n    return discount_cumsum",
+                   "    import dataclasses\n    δ = td_errors(dataclasses.replace(batch, gamma=λ), mdp, V)\n    return discount_cumsum")],
+    },
+    {
+        "name": "token-level GAE ignores λ (always Monte Carlo returns)",
+        "file": "ppo.py",
+        "edits": [("discount_cumsum(δ, lam)", "discount_cumsum(δ, 1.0)")],
     },
     {
         "name": "central differences with the wrong step",

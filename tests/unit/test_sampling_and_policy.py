@@ -91,3 +91,45 @@ def test_sampler_draws_from_the_generator_it_is_given(small_episodic):
     live = b1.mask[:, 1:] & b1.mask[:, :-1]
     same = (b1.actions[:, 1:] == b1.actions[:, :-1])[live].mean()
     assert same < np.max(np.sum(π**2, axis=1)) + 0.1
+
+
+def test_final_state_at_the_horizon_has_the_law_of_s_T():
+    """``next_states[:, -1]`` is ``s_T``, the state a critic bootstraps from: its law is ``μ_T``.
+
+    Independent value: ``μ_T = ρ0 P_π^T`` by the forward recursion of pgnotes.finite (one step
+    longer than the batch). Checked exactly over the enumeration and within 5 standard errors
+    for the sampler, whose consecutive columns must also chain (``next_states[:, t] = states[:, t+1]``).
+    """
+    rng = np.random.default_rng(21)
+    mdp = pg.envs.random_mdp(5, 3, 0.9, rng, n_terminal=1, p_end=0.1)
+    θ = rng.standard_normal((5, 3))
+    T = 4
+    μ_T = pg.finite.state_distributions(mdp, θ, T + 1)[T]
+    e = pg.enumerate_trajectories(mdp, θ, T)
+    law = np.bincount(e.next_states[:, -1], weights=e.p, minlength=mdp.n_states)
+    np.testing.assert_allclose(law, μ_T, atol=1e-13)
+    b = pg.sample(mdp, θ, n=200_000, horizon=T, rng=rng)
+    np.testing.assert_array_equal(b.next_states[:, :-1], b.states[:, 1:])
+    freq = np.bincount(b.next_states[:, -1], minlength=mdp.n_states) / b.n
+    se = np.sqrt(μ_T * (1 - μ_T) / b.n)
+    assert np.all(np.abs(freq - μ_T) <= 5 * se + 1e-12), (freq, μ_T)
+    assert 0 < μ_T[mdp.terminal].sum() < 1  # both kinds of final state occur
+    # a trajectory that has ended stays in its terminal state up to s_T
+    ended = ~b.mask[:, -1]
+    assert np.all(mdp.terminal[b.next_states[ended, -1]])
+    assert np.all(b.next_states[ended, -1] == b.states[ended, -1])
+
+
+@pytest.mark.parametrize("log_linear", [False, True])
+def test_score_table_is_the_score_of_every_pair_and_contracts_like_score_contract(log_linear):
+    rng = np.random.default_rng(4)
+    mdp = pg.envs.random_mdp(4, 3, 0.9, rng)
+    φ = pg.envs.random_features(4, 3, 5, rng) if log_linear else None
+    θ = rng.standard_normal(5 if log_linear else (4, 3))
+    pol = pg.softmax_policy(mdp, θ, φ)
+    table = pol.score_table()
+    assert table.shape == (4, 3) + θ.shape
+    for s, a in [(0, 0), (3, 2), (2, 1)]:
+        np.testing.assert_array_equal(table[s, a], pol.score(np.array(s), np.array(a)))
+    W = rng.standard_normal((4, 3))  # materialised and contracted routes agree
+    np.testing.assert_allclose(np.tensordot(W, table, axes=2), pol.score_contract(W), atol=1e-13)

@@ -49,7 +49,7 @@ def test_completion_probabilities_and_objective_three_routes(kind, partial, para
     assert np.allclose(np.bincount(c.prompt_ids, c.p), 1.0, atol=1e-13)
     # p on the tree against the sum of per-token log-probabilities
     assert np.allclose(np.exp(tk.log_probability(tmdp, θ, c, φ)), c.p, rtol=1e-12, atol=0)
-    J_enum = float(np.sum(tmdp.rho[c.prompt_ids] * c.p * c.rewards))
+    J_enum = float(tk.row_weights(tmdp, c) @ c.rewards)
     tab = tk.to_tabular(tmdp, features=φ)
     assert tab.mdp.gamma == 1.0 and tab.mdp.terminal[tab.done] and tab.mdp.terminal.sum() == 1
     θ_tab = tab.parameters(θ)
@@ -73,7 +73,7 @@ def test_policy_gradient_against_tabular_complex_step_and_enumeration(kind, part
     assert pg.check.relative_error(g, g_cs) < 1e-12
     # the score-function identity, summed exactly over every completion
     c = tk.completions(tmdp, θ, φ)
-    w = (tmdp.rho[c.prompt_ids] * c.p * c.rewards)[:, None] * c.mask
+    w = (tk.row_weights(tmdp, c) * c.rewards)[:, None] * c.mask
     assert pg.check.relative_error(tk.score_sum(tmdp, θ, c, w, φ).sum(axis=0), g) < 1e-12
 
 
@@ -108,7 +108,7 @@ def test_kl_regularised_value_and_gradient(param):
     # the per-token form: Σ_t log π_θ/π_ref summed along each completion
     ratio = tk.token_log_probs(tmdp, θ, c, φ) - tk.token_log_probs(tmdp, θ_ref, c, φ)
     R_β = c.rewards - β * ratio.sum(axis=1)
-    J_enum = float(np.sum(tmdp.rho[c.prompt_ids] * c.p * R_β))
+    J_enum = float(tk.row_weights(tmdp, c) @ R_β)
     ev = tk.evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=φ)
     assert abs(ev.J - J_enum) < 1e-13
     assert abs(ev.J - float(tmdp.rho @ (ev.reward - β * ev.kl))) < 1e-13
@@ -123,7 +123,7 @@ def test_kl_regularised_value_and_gradient(param):
     g_tab = pg.exact.policy_gradient(tab.mdp, tab.parameters(θ), tab.features)
     assert pg.check.relative_error(g, g_tab if φ is not None else tab.restrict(g_tab)) < 1e-12
     # ... and the frozen-reward score-function sum over every completion
-    w = (tmdp.rho[c.prompt_ids] * c.p * R_β)[:, None] * c.mask
+    w = (tk.row_weights(tmdp, c) * R_β)[:, None] * c.mask
     assert pg.check.relative_error(tk.score_sum(tmdp, θ, c, w, φ).sum(axis=0), g) < 1e-12
     # the KL part alone is not stationary: its gradient is not zero
     g0 = tk.policy_gradient(tmdp, θ, features=φ)
@@ -228,27 +228,30 @@ def test_verifiers_and_table_rewards():
     assert np.array_equal(t2.reward_table, tmdp.reward_table)
 
 
-def test_bad_inputs_raise_clear_value_errors():
+def test_bad_inputs_raise_clear_errors():
     ok = dict(vocab_size=4, prompts=[(1,), (2,)], max_len=3, reward=tk.modular_sum_verifier(4))
     bad = [
-        (dict(prompts=[(1, 0)]), "EOS"),
-        (dict(prompts=[(1, 4)]), "outside the vocabulary"),
-        (dict(prompts=[(1, 2.0)]), "integers"),
-        (dict(prompts=[()]), "empty"),
-        (dict(prompts=[(1,), (1,)]), "distinct"),
-        (dict(prompts=[]), "non-empty"),
-        (dict(max_len=0), "max_len"),
-        (dict(vocab_size=1), "vocab_size"),
-        (dict(reward=lambda x, y: np.nan), "nan"),
-        (dict(reward=lambda x, y: "yes"), "real number"),
-        (dict(reward=lambda x, y: 1j), "real number"),
-        (dict(reward={((1,), (2,)): 1.0}), "not a \\(prompt, completion\\) pair"),
-        (dict(reward=3.0), "callable"),
-        (dict(rho=[0.7, 0.7]), "probability vector"),
-        (dict(vocab_size=8, max_len=8), "MAX_PREFIXES"),
+        (dict(prompts=[(1, 0)]), ValueError, "EOS"),
+        (dict(prompts=[(1, 4)]), ValueError, "outside the vocabulary"),
+        (dict(prompts=[(1, 2.0)]), TypeError, "integers"),
+        (dict(prompts=[()]), ValueError, "empty"),
+        (dict(prompts=[(1,), (1,)]), ValueError, "distinct"),
+        (dict(prompts=[]), ValueError, "empty"),
+        (dict(prompts="12"), TypeError, "sequence"),
+        (dict(max_len=0), ValueError, "max_len"),
+        (dict(max_len="3"), TypeError, "max_len"),
+        (dict(vocab_size=1), ValueError, "vocab_size"),
+        (dict(reward=lambda x, y: np.nan), ValueError, "NaN"),
+        (dict(reward=lambda x, y: "yes"), TypeError, "real numbers"),
+        (dict(reward=lambda x, y: 1j), TypeError, "real numbers"),
+        (dict(reward={((1,), (2,)): 1.0}), ValueError, "not a \\(prompt, completion\\) pair"),
+        (dict(reward=3.0), TypeError, "callable"),
+        (dict(rho=[0.7, 0.7]), ValueError, "probability vector"),
+        (dict(rho=["a", "b"]), TypeError, "rho"),
+        (dict(vocab_size=8, max_len=8), ValueError, "MAX_PREFIXES"),
     ]
-    for change, match in bad:
-        with pytest.raises(ValueError, match=match):
+    for change, error, match in bad:
+        with pytest.raises(error, match=match):
             tk.TokenMDP(**{**ok, **change})
     tmdp = tk.TokenMDP(**ok)
     θ = np.zeros((tmdp.n_prefixes, 4))
@@ -283,7 +286,7 @@ def test_bad_inputs_raise_clear_value_errors():
     with pytest.raises(ValueError, match="frozen"):
         tk.to_tabular(tmdp, β=0.5, θ_ref=θ)
     b = tk.sample_groups(tmdp, θ, G=2, rng=rng)
-    with pytest.raises(ValueError, match="shape \\(N, L\\)"):
+    with pytest.raises(ValueError, match="weights must have shape"):
         tk.score_sum(tmdp, θ, b, np.ones((b.n, 2)))
     with pytest.raises(ValueError, match="NaN"):
         tk.score_sum(tmdp, θ, b, np.full(b.tokens.shape, np.inf))

@@ -1,6 +1,6 @@
 """Remove per-run metadata that jupyter/nbclient stores in notebooks (execution timestamps).
 
-Usage: python tools/clean_notebook.py book/*.ipynb  (``make run`` calls it after executing.)
+Usage: python dev/clean_notebook.py book/*.ipynb  (``make run`` calls it after executing.)
 """
 
 import json

@@ -5,12 +5,12 @@ import pytest
 
 import pgnotes as pg
 
+from conftest import episodic_case
+
 
 @pytest.fixture(scope="module")
 def setting():
-    rng = np.random.default_rng(21)
-    mdp = pg.envs.random_mdp(3, 2, 0.8, rng, n_terminal=1, p_end=0.25)
-    θ = rng.standard_normal((3, 2))
+    mdp, θ, _ = episodic_case(21, 3, 0.8, 0.25)
     T = 5
     return dict(
         mdp=mdp, θ=θ, T=T,
@@ -105,3 +105,31 @@ def test_estimators_refuse_malformed_tables(setting):
         pg.estimators.score_weighted(b, setting["mdp"], setting["θ"], np.ones((2, 2)))
     with pytest.raises(TypeError, match="Batch"):
         pg.estimators.reinforce("batch", setting["mdp"], setting["θ"])
+
+
+def test_discount_cumsum_against_the_explicit_double_sum_and_per_step_discounts():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 6))
+    for c in (0.0, 0.37, 1.0):
+        explicit = np.array([[sum(c ** (k - t) * x[i, k] for k in range(t, 6)) for t in range(6)] for i in range(3)])
+        np.testing.assert_allclose(pg.estimators.discount_cumsum(x, c), explicit, atol=1e-13)
+    # a per-step c_t = 0 cuts the sum: two independent episodes written in one row
+    cut = np.array([0.5, 0.5, 0.0, 0.5, 0.5, 0.5])
+    y = pg.estimators.discount_cumsum(x, cut)
+    np.testing.assert_allclose(y[:, :3], pg.estimators.discount_cumsum(x[:, :3], 0.5), atol=1e-14)
+    np.testing.assert_allclose(y[:, 3:], pg.estimators.discount_cumsum(x[:, 3:], 0.5), atol=1e-14)
+    with pytest.raises(TypeError):
+        pg.estimators.discount_cumsum(x.astype(complex), 0.5)
+    with pytest.raises(ValueError):
+        pg.estimators.discount_cumsum(1.0, 0.5)
+
+
+def test_mean_and_stderr_against_the_textbook_formulas():
+    from scipy import stats
+
+    X = np.random.default_rng(2).standard_normal((50, 3, 2))
+    mean, se = pg.estimators.mean_and_stderr(X)
+    np.testing.assert_allclose(mean, X.mean(axis=0), atol=1e-15)
+    np.testing.assert_allclose(se, stats.sem(X, axis=0, ddof=1), rtol=1e-12)
+    with pytest.raises(ValueError, match="two samples"):
+        pg.estimators.mean_and_stderr(X[:1])
