@@ -72,7 +72,7 @@ def discount_cumsum(x, discount) -> np.ndarray:
     ``discount`` is a number or an array broadcastable to ``x`` (a per-step ``c_t``; 0 cuts the
     sum, as at the end of an episode). Every return and advantage of the package is this one
     function (Spinning Up's ``discount_cumsum``; rlax's "special cases call the general one").
-    Book: practice, GAE.
+    Book: GAE(λ), ``gae-gae``.
 
     Examples
     --------

@@ -39,7 +39,7 @@ def group_advantages(rewards, *, baseline: str = "mean", divide_by_std: bool = F
     deviation is the population one (``ddof=0``) or Bessel-corrected (``ddof=1``, the default of
     ``torch.std``). A group whose rewards are all equal gets ``A = 0`` with the mean baseline (and,
     with ``eps = 0``, ``A = 0`` wherever the standard deviation is 0).
-    Book: practice, language models, ``lm-groups``.
+    Book: language models I, ``lm-groups``.
 
     Parameters
     ----------
@@ -99,7 +99,7 @@ def group_advantage_given_reward(q, values, G: int, advantage_fn) -> np.ndarray:
         A_1(v_k, \underbrace{v_1, …, v_1}_{n_1}, …, \underbrace{v_K, …, v_K}_{n_K}),
 
     a finite sum over the :math:`\binom{G+K-2}{K-1}` count vectors (``G`` of them for a 0/1 reward).
-    Book: practice, language models, ``lm-groups``.
+    Book: language models I, ``lm-groups``.
 
     Parameters
     ----------
@@ -187,7 +187,7 @@ def group_estimator_expectation(
     where the last expectation is a sum over every completion (:func:`~pgnotes.tokens.completions`). For
     ``c = 1`` it is :math:`∇_θ P(r = v_k \mid x)`. Returns :math:`E_{x∼ρ} E[\hat g(x)]`, or each
     :math:`E[\hat g(x)]` with ``per_prompt=True``. With ``G = 1`` and ``A_1 = r_1`` this is
-    REINFORCE, whose expectation is :func:`~pgnotes.tokens.policy_gradient`. Book: practice, language models, ``lm-groups``.
+    REINFORCE, whose expectation is :func:`~pgnotes.tokens.policy_gradient`. Book: language models I, ``lm-groups``.
 
     Parameters
     ----------

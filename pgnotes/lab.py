@@ -1,6 +1,6 @@
 r"""A debugging lab: a reference LLM policy-gradient loss with named, switchable mistakes.
 
-Book: language models III, the debugging lab (``lab-*``). One job: compute the per-token
+Book: a debugging lab, the debugging lab (``lab-*``). One job: compute the per-token
 weights :math:`w_{i,t}` of a policy-gradient loss for a batch of completions, the way an
 LLM-PPO implementation does (rewards on tokens, a KL penalty, a critic, GAE, whitening, an
 aggregation over tokens), either correctly or with one well-known mistake switched on. The
@@ -92,7 +92,7 @@ def setting(name: str = "toy") -> Setting:
     ``θ_ref = 0.5 z_1`` and ``θ = θ_ref + 0.7 z_2`` (``z`` standard normal draws of size ``d``).
     ``"long_answer"``: :func:`pgnotes.tokens.long_answer_mdp` with ``θ_ref = 0.3 z_1`` lowered
     by 2 on the (position, EOS) features, so that the reference policy writes long answers,
-    and ``θ = θ_ref + 0.5 z_2``. Book: language models III, ``lab-settings``.
+    and ``θ = θ_ref + 0.5 z_2``. Book: a debugging lab, ``lab-settings``.
 
     Raises
     ------
@@ -157,7 +157,7 @@ def prompt_blind_values(tmdp: tk.TokenMDP, θ, *, β: float = 0.0, θ_ref=None, 
     empty completion) share one value, the :math:`μ`-weighted mean of the exact ``V`` over
     them: the least-squares fit :math:`\min \sum_s μ(s) (V(s) - v_{c(s)})^2` of a critic with one
     number per class ``c``, which Monte Carlo regression on returns converges to. Classes that
-    are never visited get the plain mean. Book: language models III, ``lab-critic``.
+    are never visited get the plain mean. Book: a debugging lab, ``lab-critic``.
     """
     ev = tk.evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=features)
     if np.iscomplexobj(ev.V):
@@ -208,7 +208,7 @@ def token_weights(
     total length of the ``N - 1`` others (``N = 1`` is the sequence mean); by default it is the
     large-batch limit :math:`1 / E[n]`. Critic: for ``"reward_on_pad"`` the default critic is the
     exact ``V`` of the rewards that code uses (the KL term only), as a critic trained on them
-    would learn. Book: language models III, ``lab-reference``.
+    would learn. Book: a debugging lab, ``lab-reference``.
 
     Raises
     ------
@@ -280,7 +280,7 @@ def whitened_expectation(tmdp: tk.TokenMDP, θ, N: int, *, λ: float = 1.0, β: 
     deviation over the real tokens of that batch, summed over tokens, and averaged over rows.
     The expectation is a finite sum over every ordered ``N``-tuple of completions, each with
     the product of their probabilities (at most 200 000 tuples). Batches whose advantages are
-    all equal get weight 0. Book: language models III, ``lab-aggregation``.
+    all equal get weight 0. Book: a debugging lab, ``lab-aggregation``.
     """
     N = as_count(N, "N (completions per batch)", minimum=1, maximum=8)
     c = tk.completions(tmdp, θ, features)
@@ -306,7 +306,7 @@ def policy_gradient_estimate(tmdp: tk.TokenMDP, θ, batch: tk.TokenBatch, **opti
     r"""Per-completion estimates :math:`\hat g_i = \sum_t w_{i,t} ∇_θ \log π_θ(y_{i,t}|s_{i,t})`, shape ``(N,) + θ.shape``.
 
     ``options`` are those of :func:`token_weights`; the batch estimate is the mean over rows.
-    Book: language models III, ``lab-reference``.
+    Book: a debugging lab, ``lab-reference``.
     """
     features = options.get("features")
     return tk.score_sum(tmdp, θ, batch, token_weights(tmdp, θ, batch, **options), features)
@@ -317,7 +317,7 @@ def expected_estimate(tmdp: tk.TokenMDP, θ, **options) -> np.ndarray:
 
     Batch statistics are the population ones (the large-batch limit). With ``mistake=None``
     and the exact critic it equals :func:`pgnotes.tokens.policy_gradient` (with ``β``), times
-    :math:`1/σ` with ``whiten=True``. Book: language models III, ``lab-reference``.
+    :math:`1/σ` with ``whiten=True``. Book: a debugging lab, ``lab-reference``.
     """
     c = tk.completions(tmdp, θ, options.get("features"))
     w = token_weights(tmdp, θ, c, **options) * _population(tmdp, c)[:, None]
@@ -332,7 +332,7 @@ def compare(tmdp: tk.TokenMDP, θ, mistake: str, **options) -> dict:
     dict with ``expected`` (mistaken), ``correct``, ``exact`` (:math:`∇J_β`), ``angle`` (degrees,
     mistaken vs correct), ``relative_error`` (:math:`\|m - c\| / \|c\|`), ``angle_exact`` and
     ``relative_error_exact`` (against :math:`∇J_β`), and ``norm_ratio`` (:math:`\|m\| / \|c\|`).
-    Book: language models III, ``lab-summary``.
+    Book: a debugging lab, ``lab-summary``.
     """
     if mistake not in MISTAKES:
         raise ValueError(f"unknown mistake {mistake!r}; choose among {sorted(MISTAKES)}")
@@ -357,7 +357,7 @@ def export_completions(tmdp: tk.TokenMDP, θ, *, β: float = 0.0, θ_ref=None, f
     ``logp_ref`` (N, L) per-token log-probabilities (``logp_ref`` only with ``θ_ref``), ``values``
     (N, L) the exact ``V(s_t)`` with the KL-shaped reward, ``advantages`` (N, L) the exact
     ``A(s_t, y_t)``, ``scores`` (N, L, d) the per-token :math:`∇_θ \log π_θ(y_t|s_t)`, and the
-    target ``policy_gradient`` (d,) :math:`∇J_β`. Padding holds 0. Book: language models III, ``lab-recipe``.
+    target ``policy_gradient`` (d,) :math:`∇J_β`. Padding holds 0. Book: a debugging lab, ``lab-recipe``.
     """
     c = tk.completions(tmdp, θ, features)
     ev = tk.evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=features)
@@ -384,7 +384,7 @@ def check_weights(data: dict, weights) -> dict:
     advantages, after whitening and aggregation), at ``θ = θ_old``. The expected gradient is
     :math:`\sum_i q_i \sum_t w_{i,t}\, ∇\log π_θ(y_{i,t}|s_{i,t})` with ``q = data["weight"]``.
     Returns ``expected``, ``exact`` (the target), ``angle`` (degrees) and ``relative_error``.
-    Book: language models III, ``lab-recipe``.
+    Book: a debugging lab, ``lab-recipe``.
     """
     w = np.asarray(weights, dtype=float)
     if w.shape != data["mask"].shape or not np.all(np.isfinite(w)):

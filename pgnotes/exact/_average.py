@@ -9,7 +9,7 @@ For a policy whose chain has one stationary law :math:`μ_θ` (:math:`μ^\top P_
 with the differential values :math:`\tilde V = r_π - r + P_π \tilde V` (:math:`μ^\top
 \tilde V = 0`) and :math:`\tilde Q = R - r + P \tilde V`. Replacing :math:`\tilde Q` by the
 discounted :math:`Q_γ` gives the stationary-weighted, no-:math:`γ^t` update of chapter 04; its
-gap to :math:`∇r` vanishes as :math:`γ → 1`. Book: trust regions, ``tr-average``.
+gap to :math:`∇r` vanishes as :math:`γ → 1`. Book: from the gradient to trust regions I, ``tr-average``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def stationary_distribution(mdp, θ, features=None) -> np.ndarray:
     r"""``μ_θ``, the stationary law of ``P_π`` (``μ^T P_π = μ^T``, ``Σ μ = 1``), shape (S,).
 
     Raises ``ValueError`` for an episodic MDP or a chain with no unique stationary law.
-    Book: trust regions, ``tr-average``.
+    Book: from the gradient to trust regions I, ``tr-average``.
     """
     _continuing(mdp, "stationary_distribution")
     return _stationary(mdp, softmax_policy(mdp, θ, features).probs)[0]
@@ -62,7 +62,7 @@ def stationary_distribution(mdp, θ, features=None) -> np.ndarray:
 def average_reward(mdp, θ, features=None) -> float:
     r"""``r(θ) = Σ_s μ_θ(s) Σ_a π_θ(a|s) R(s,a)``; complex ``θ`` allowed (complex step).
 
-    Book: trust regions, ``tr-average``.
+    Book: from the gradient to trust regions I, ``tr-average``.
     """
     _continuing(mdp, "average_reward")
     π = softmax_policy(mdp, θ, features).probs
@@ -77,7 +77,7 @@ def average_reward_gradient(mdp, θ, features=None, *, critic_gamma=None) -> np.
     With ``critic_gamma=None``, ``Q̃`` is the differential action value and the result is
     ``∇r(θ)`` (Sutton & Barto §13.6). With ``critic_gamma = γ < 1``, ``Q̃ = Q_γ``: the
     expectation of one step of the no-``γ^t`` update of chapter 04 in a long continuing
-    run; it tends to ``∇r`` as ``γ → 1``. Book: trust regions, ``tr-average``.
+    run; it tends to ``∇r`` as ``γ → 1``. Book: from the gradient to trust regions I, ``tr-average``.
     """
     _continuing(mdp, "average_reward_gradient")
     π_θ = softmax_policy(mdp, θ, features)

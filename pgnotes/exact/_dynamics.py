@@ -12,7 +12,7 @@ one. The clipped and KL-penalised objectives are the book's surrogate
     L^{KL}_{θ_0}(θ) = L_{θ_0}(θ) - J(θ_0) - β\, \overline{KL}(θ_0, θ),
 
 with :math:`\overline{KL}` the visited-state mean of :func:`~pgnotes.exact.mean_kl`. Book:
-trust regions (``tr-ppo``) and the natural gradient (``ng-dynamics``).
+from the gradient to trust regions I (``tr-ppo``); II (``ng-dynamics``).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def clip_objective(mdp, θ_old, θ, cliprange: float, features=None) -> tuple[fl
 
     Zero at ``θ = θ_old``, where its gradient is ``∇J(θ_old)``. Pairs whose ratio has left
     ``[1-ε, 1+ε]`` in the direction the advantage favours contribute no gradient.
-    Book: trust regions, ``tr-ppo``.
+    Book: from the gradient to trust regions I, ``tr-ppo``.
     """
     ε = _positive(cliprange, "cliprange")
     return _clip(evaluate(mdp, θ_old, features), softmax_policy(mdp, θ, features), ε)
@@ -87,7 +87,7 @@ def surrogate_ascent(mdp, θ_old, *, lr, epochs, cliprange=None, kl_coef=0.0, fe
 
     Maximises ``L^CLIP`` (``cliprange`` given) or the unclipped surrogate ``L`` (``cliprange``
     None), minus ``kl_coef`` times the mean KL from ``θ_old``: the exact counterpart of PPO's
-    epochs over one batch. Returns the new ``θ``. Book: trust regions, ``tr-ppo``.
+    epochs over one batch. Returns the new ``θ``. Book: from the gradient to trust regions I, ``tr-ppo``.
     """
     lr = _positive(lr, "lr")
     epochs = as_count(epochs, "epochs", minimum=1, maximum=100_000)
@@ -115,7 +115,7 @@ def trpo_step(mdp, θ_old, δ, features=None, *, backtracks: int = 20) -> np.nda
     ``γ < 1``), gives ``Δ = √(2δ / x^T F_μ x) x`` with ``x = F_μ^+ ∇J``; the step is halved
     until the exact mean KL is at most ``δ`` and the surrogate improves (Schulman et al.
     2015, Appendix C). Works at any ``γ``, episodic ``γ = 1`` included.
-    Book: the natural gradient, ``tr-ppo``.
+    Book: from the gradient to trust regions II, ``tr-ppo``.
     """
     δ = _positive(δ, "δ")
     θ_old = np.asarray(θ_old, dtype=float)
@@ -151,7 +151,7 @@ def ascent(mdp, θ0, step, n, method: str = "pg", features=None, **options) -> P
     ``"kl"``: :func:`surrogate_ascent` without clipping, ``options`` ``kl_coef``, ``epochs``.
     ``"trpo"``: :func:`trpo_step` with ``δ = step`` (any ``γ``).
 
-    Book: the natural gradient, ``ng-dynamics``; trust regions, ``tr-ppo``.
+    Book: from the gradient to trust regions II, ``ng-dynamics``; trust regions, ``tr-ppo``.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

@@ -3,8 +3,8 @@ r"""Exact quantities of a softmax policy on a tabular MDP, infinite horizon (der
 One LU factorisation of :math:`M = I - γ P_π` (restricted to non-terminal states) serves
 both solves of the policy gradient theorem:
 
-* values, :math:`M V = r_π` (Bellman equation, book: derivation B, ``eq-bellman``);
-* visit counts, :math:`M^\top η = ρ_0` (book: derivation B, ``eq-eta``), i.e.
+* values, :math:`M V = r_π` (Bellman equation, book: derivation B, ``b-bellman``);
+* visit counts, :math:`M^\top η = ρ_0` (book: derivation B, ``b-eta``), i.e.
   :math:`η(s) = \sum_k γ^k \Pr(s_k = s)`.
 
 The gradient is then :math:`∇J = \sum_s η(s) φ(s)` with
@@ -79,7 +79,7 @@ class Evaluation:
 def evaluate(mdp: TabularMDP, θ, features=None) -> Evaluation:
     r"""Evaluate ``π_θ`` exactly: ``P_π, r_π, V, Q, A, η, J`` from one LU factorisation.
 
-    Book: derivation B, Bellman equations and ``eq-eta``.
+    Book: derivation B, Bellman equations and ``b-eta``.
 
     Raises
     ------
@@ -111,7 +111,7 @@ def evaluate(mdp: TabularMDP, θ, features=None) -> Evaluation:
 
 
 def policy_matrix(mdp, θ, features=None) -> np.ndarray:
-    r"""``P_π(x|s) = Σ_a π(a|s) P(x|s,a)`` = ``d(s→x;1)``, shape (S, S). Book: derivation B, ``eq-kstep``."""
+    r"""``P_π(x|s) = Σ_a π(a|s) P(x|s,a)`` = ``d(s→x;1)``, shape (S, S). Book: derivation B, ``b-kstep``."""
     π = softmax_policy(mdp, θ, features).probs
     return np.einsum("sa,sax->sx", π, mdp.P)
 
@@ -123,12 +123,12 @@ def policy_reward(mdp, θ, features=None) -> np.ndarray:
 
 
 def state_values(mdp, θ, features=None) -> np.ndarray:
-    r"""``V_π(s)``, the solution of ``V = r_π + γ P_π V`` (zero at terminal states). Book: derivation B, ``eq-bellman``."""
+    r"""``V_π(s)``, the solution of ``V = r_π + γ P_π V`` (zero at terminal states). Book: derivation B, ``b-bellman``."""
     return evaluate(mdp, θ, features).V
 
 
 def action_values(mdp, θ, features=None) -> np.ndarray:
-    r"""``Q_π(s,a) = R(s,a) + γ Σ_{s'} P(s'|s,a) V_π(s')``, shape (S, A). Book: derivation B, ``eq-bellman``."""
+    r"""``Q_π(s,a) = R(s,a) + γ Σ_{s'} P(s'|s,a) V_π(s')``, shape (S, A). Book: derivation B, ``b-bellman``."""
     return evaluate(mdp, θ, features).Q
 
 
@@ -140,7 +140,7 @@ def advantages(mdp, θ, features=None) -> np.ndarray:
 def k_step(mdp, θ, k: int, features=None) -> np.ndarray:
     r"""k-step transition probabilities ``d(s→x;k) = Pr(s_k = x | s_0 = s) = (P_π^k)[s, x]``.
 
-    Book: derivation B, ``eq-kstep``. Terminal states are absorbing, so rows sum to 1.
+    Book: derivation B, ``b-kstep``. Terminal states are absorbing, so rows sum to 1.
     """
     k = as_count(k, "k", minimum=0)
     return np.linalg.matrix_power(policy_matrix(mdp, θ, features), k)
@@ -151,7 +151,7 @@ def visit_counts(mdp, θ, features=None) -> np.ndarray:
 
     Solves ``(I - γ P_π)^T η = ρ0`` instead of summing the series. ``Σ_s η(s)`` is the expected
     discounted episode length: ``1/(1-γ)`` when episodes never end, less when they do.
-    Book: derivation B, ``eq-eta``.
+    Book: derivation B, ``b-eta``.
     """
     return evaluate(mdp, θ, features).η
 
@@ -180,7 +180,7 @@ def occupancy(mdp, θ, features=None) -> np.ndarray:
 
     A probability distribution when episodes never end. With terminal states its mass is
     ``1 - E[γ^T]`` (the probability of being mid-episode, discounted). Book: derivation B,
-    ``eq-dgamma``.
+    ``b-dgamma``.
 
     Raises
     ------
@@ -199,14 +199,14 @@ def occupancy(mdp, θ, features=None) -> np.ndarray:
 def on_policy_distribution(mdp, θ, features=None) -> np.ndarray:
     r"""``μ(s) = η(s) / Σ_x η(x)``, the normalisation valid for any ``γ`` (Sutton & Barto §9.2).
 
-    Book: practice, episodic ``γ = 1``.
+    Book: episodes and γ = 1, ``ep-theorem``.
     """
     η = visit_counts(mdp, θ, features)
     return η / η.sum()
 
 
 def objective(mdp, θ, features=None) -> float:
-    r"""``J(θ) = E_{s0~ρ0} V_π(s0)``. Book: derivation B, ``eq-J``."""
+    r"""``J(θ) = E_{s0~ρ0} V_π(s0)``. Book: derivation B, ``b-J``."""
     return evaluate(mdp, θ, features).J
 
 
@@ -246,7 +246,7 @@ def undiscounted_update(mdp, θ, features=None) -> np.ndarray:
     ``η = η_γ`` replaced by the *undiscounted* expected visit counts ``η_1`` of non-terminal
     states (``Σ_s η_1(s)`` is the expected episode length). ``Q_γ`` keeps the MDP's ``γ``.
     With ``γ = 1`` the two coincide. ``u`` is in general not the gradient of any function.
-    Book: practice, the dropped discount (``dg-update``).
+    Book: the discount that practice drops, ``dg-update``.
 
     Parameters
     ----------
@@ -295,7 +295,7 @@ def undiscounted_update(mdp, θ, features=None) -> np.ndarray:
 def value_gradient(mdp, θ, features=None) -> np.ndarray:
     r"""``∇_θ V(s)`` for every state, shape ``(S,) + θ.shape``: ``(I - γ P_π)^{-1} φ``.
 
-    The fixed point of recursion (4) of the source. Book: derivation B, ``eq-recursion``.
+    The fixed point of recursion (4) of the source. Book: derivation B, ``b-recursion``.
     """
     ev = evaluate(mdp, θ, features)
     Φ = ev.policy.score_contract(ev.π * ev.Q, per_state=True)

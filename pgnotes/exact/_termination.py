@@ -1,5 +1,5 @@
 """Termination at γ = 1: structural (some state never ends) and numerical (it ends with a
-probability that rounds to zero). Book: practice, episodes and ``γ = 1`` (``ep-corridor``).
+probability that rounds to zero). Book: episodes and γ = 1 (``ep-corridor``).
 """
 
 from __future__ import annotations

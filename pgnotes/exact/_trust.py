@@ -12,7 +12,7 @@ The Fisher matrix uses the normalised occupancy :math:`d^γ = (1-γ)η` (``γ < 
 .. math:: F(θ) = \sum_s d^γ(s) \sum_a π(a|s)\, ψ(s,a) ψ(s,a)^\top, \qquad
           ψ = ∇_θ \log π_θ(a|s).
 
-Book: trust regions (``book/10_trust_region.ipynb``) and the natural gradient
+Book: from the gradient to trust regions I (``book/10_trust_region.ipynb``) and the natural gradient
 (``book/11_natural_gradient.ipynb``).
 """
 
@@ -60,7 +60,7 @@ def performance_difference(mdp, θ, θ_new, features=None) -> float:
 
     The performance-difference lemma (Kakade & Langford 2002, Lemma 6.1), in the book's
     un-normalised ``J``. Any ``γ`` (episodic ``γ = 1`` included). ``θ_new`` may be complex
-    (complex step). Book: trust regions, ``tr-pdl``.
+    (complex step). Book: from the gradient to trust regions I, ``tr-pdl``.
     """
     ev, new = evaluate(mdp, θ, features), evaluate(mdp, θ_new, features)
     return _scalar(np.sum(new.η[:, None] * new.π * ev.A))
@@ -70,7 +70,7 @@ def surrogate(mdp, θ, θ_new, features=None) -> float:
     r"""``L_θ(θ') - J(θ) = Σ_s η_θ(s) Σ_a π_{θ'}(a|s) A_θ(s,a)``: the PDL with ``η_θ`` for ``η_{θ'}``.
 
     Equal to ``J(θ') - J(θ)`` to first order in ``θ' - θ``: both have gradient ``∇J(θ)``
-    at ``θ' = θ``. Book: trust regions, ``tr-surrogate``.
+    at ``θ' = θ``. Book: from the gradient to trust regions I, ``tr-surrogate``.
     """
     ev = evaluate(mdp, θ, features)
     π_new = softmax_policy(mdp, θ_new, features).probs
@@ -80,7 +80,7 @@ def surrogate(mdp, θ, θ_new, features=None) -> float:
 def kl_per_state(mdp, θ, θ_new, features=None) -> np.ndarray:
     r"""``KL(π_θ(·|s) ‖ π_{θ'}(·|s))`` for every state, shape (S,); zero at terminal states.
 
-    The old policy comes first, as in TRPO. Book: trust regions, ``tr-kl-bound``.
+    The old policy comes first, as in TRPO. Book: from the gradient to trust regions I, ``tr-kl-bound``.
     """
     p = softmax_policy(mdp, θ, features).probs
     q = softmax_policy(mdp, θ_new, features).probs
@@ -92,7 +92,7 @@ def kl_per_state(mdp, θ, θ_new, features=None) -> np.ndarray:
 def max_kl(mdp, θ, θ_new, features=None) -> float:
     r"""``D_KL^max = max_s KL(π_θ(·|s) ‖ π_{θ'}(·|s))`` over non-terminal states (TRPO, Theorem 1).
 
-    Book: trust regions, ``tr-kl-bound``.
+    Book: from the gradient to trust regions I, ``tr-kl-bound``.
     """
     return float(np.max(kl_per_state(mdp, θ, θ_new, features)[~mdp.terminal]))
 
@@ -101,7 +101,7 @@ def mean_kl(mdp, θ, θ_new, features=None) -> float:
     r"""``Σ_s μ_θ(s) KL(π_θ(·|s) ‖ π_{θ'}(·|s))`` with ``μ_θ = η_θ / Σ η_θ``.
 
     The average over visited states that PPO and TRPO constrain in practice (a per-token mean
-    for a language model). For a continuing MDP ``μ_θ = d^γ``. Book: trust regions,
+    for a language model). For a continuing MDP ``μ_θ = d^γ``. Book: from the gradient to trust regions I,
     ``tr-ppo``.
     """
     η = evaluate(mdp, θ, features).η
@@ -117,7 +117,7 @@ def trpo_lower_bound(mdp, θ, θ_new, features=None) -> float:
 
     in the book's un-normalised ``J`` (TRPO's ``η`` is the same quantity). It comes from the
     total-variation bound of Kakade & Langford with ``D_TV^2 ≤ D_KL``. Needs ``γ < 1``.
-    Book: trust regions, ``tr-kl-bound``.
+    Book: from the gradient to trust regions I, ``tr-kl-bound``.
     """
     _need_discount(mdp, "trpo_lower_bound")
     ev = evaluate(mdp, θ, features)
@@ -131,7 +131,7 @@ def mismatch_coefficient(mdp, θ, θ_ref, features=None) -> float:
 
     ``inf`` when ``θ_ref`` visits a state that ``θ`` never does. With ``θ_ref`` optimal it
     bounds the suboptimality by the best surrogate (Agarwal et al. 2021, gradient domination):
-    ``J* - J(θ) ≤ coefficient · Σ_s η_θ(s) max_a A_θ(s,a)``. Book: trust regions,
+    ``J* - J(θ) ≤ coefficient · Σ_s η_θ(s) max_a A_θ(s,a)``. Book: from the gradient to trust regions I,
     ``tr-mismatch``.
     """
     η, η_ref = evaluate(mdp, θ, features).η, evaluate(mdp, θ_ref, features).η
@@ -145,7 +145,7 @@ def optimal_values(mdp, *, tol: float = 1e-12, max_iter: int = 100_000):
     r"""``V*`` and ``Q*`` by value iteration, ``Q ← R + γ P max_a Q``, to ``max|ΔQ| ≤ tol``.
 
     Needs ``γ < 1`` (a contraction). A greedy ``θ* = c · 1[Q* = max Q*]`` with large ``c``
-    is then a near-optimal softmax policy. Book: trust regions, ``tr-mismatch``.
+    is then a near-optimal softmax policy. Book: from the gradient to trust regions I, ``tr-mismatch``.
 
     Returns
     -------
@@ -164,7 +164,7 @@ def optimal_values(mdp, *, tol: float = 1e-12, max_iter: int = 100_000):
 def score_matrix(mdp, θ, features=None) -> np.ndarray:
     r"""``Ψ[(s,a), :] = ∇_θ \log π_θ(a|s)``, shape ``(S·A, θ.size)`` (rows in ``s``-major order).
 
-    Book: the natural gradient, ``ng-fisher``.
+    Book: from the gradient to trust regions II, ``ng-fisher``.
     """
     π_θ = softmax_policy(mdp, θ, features)
     s, a = np.meshgrid(np.arange(mdp.n_states), np.arange(mdp.n_actions), indexing="ij")
@@ -183,7 +183,7 @@ def fisher(mdp, θ, features=None) -> np.ndarray:
     For the tabular softmax ``F`` is block diagonal, ``d^γ(s)(diag π_s - π_s π_s^T)`` per
     state, and singular: each block kills the constant vector (adding a constant to a
     state's logits leaves ``π`` unchanged), and unvisited or terminal states give zero
-    blocks. Needs ``γ < 1``. Book: the natural gradient, ``ng-fisher``.
+    blocks. Needs ``γ < 1``. Book: from the gradient to trust regions II, ``ng-fisher``.
     """
     _need_discount(mdp, "fisher")
     p, _ = _weights(mdp, θ, features)
@@ -199,7 +199,7 @@ def natural_gradient(mdp, θ, features=None) -> np.ndarray:
     ``F^+ ∇J = w / (1-γ)``. Solving with ``√p Ψ`` rather than ``F = Ψ^T P Ψ`` avoids
     squaring the condition number near deterministic policies. For the tabular softmax it
     is ``(A(s,·) - mean_a A(s,·)) / (1-γ)`` at visited states and 0 elsewhere: ``A/(1-γ)``
-    up to a constant per state. Needs ``γ < 1``. Book: the natural gradient, ``ng-npg``.
+    up to a constant per state. Needs ``γ < 1``. Book: from the gradient to trust regions II, ``ng-npg``.
     """
     _need_discount(mdp, "natural_gradient")
     p, ev = _weights(mdp, θ, features)
@@ -240,7 +240,7 @@ def critic_gradient(mdp, θ, critic_features, features=None) -> tuple[np.ndarray
     gradient : array of ``θ.shape``
     w : array, shape (k,)
 
-    Book: the natural gradient, ``ng-compatible``.
+    Book: from the gradient to trust regions II, ``ng-compatible``.
     """
     _need_discount(mdp, "critic_gradient")
     χ = np.asarray(critic_features, dtype=float)

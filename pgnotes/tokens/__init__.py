@@ -1,6 +1,6 @@
 r"""Token-level MDPs: generation by a language model as an MDP, solved exactly.
 
-Book: practice, language models (``lm-mdp``). Generation is an MDP with
+Book: language models I (``lm-mdp``). Generation is an MDP with
 
 * states the prefixes :math:`s_t = (x, y_{<t})`: a prompt ``x`` and the completion so far;
 * actions the next token :math:`y_t` in a vocabulary of ``V`` tokens, :data:`EOS` ``= 0`` among them;

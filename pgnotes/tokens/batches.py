@@ -71,7 +71,7 @@ def completions(tmdp: TokenMDP, θ=None, features=None) -> TokenBatch:
 
     Rows are ordered by prompt, then by the prefix the completion ends from, then by its last
     token. ``Σ p = 1`` over the rows of each prompt, and :math:`J = \sum ρ(x)\, p\, r`.
-    Book: practice, language models, ``lm-mdp``.
+    Book: language models I, ``lm-mdp``.
 
     Examples
     --------
@@ -108,7 +108,7 @@ def sample_groups(
     The prompts are ``prompt_ids`` (given), or ``n_prompts`` draws from ``ρ``, or by default every
     prompt once. Rows ``i·G … i·G + G - 1`` form the group of the ``i``-th prompt, the layout of
     group-relative estimators (RLOO, GRPO). Each token is drawn by inverting the cumulative
-    ``π_θ(·|s_t)`` at one uniform number per row and position. Book: practice, language models, ``lm-groups``.
+    ``π_θ(·|s_t)`` at one uniform number per row and position. Book: language models I, ``lm-groups``.
 
     Raises
     ------
@@ -163,7 +163,7 @@ def token_log_probs(tmdp: TokenMDP, θ, batch: TokenBatch, features=None) -> np.
     r"""``log π_θ(y_t | s_t)`` at every position, shape (N, L), 0 where ``mask`` is False.
 
     Per-token log-ratios to a reference are ``token_log_probs(θ) − token_log_probs(θ_ref)``;
-    accepts complex ``θ``. Book: practice, language models, ``lm-score``.
+    accepts complex ``θ``. Book: language models I, ``lm-score``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
     return at_tokens(token_policy(tmdp, θ, features)[1], batch)
@@ -172,7 +172,7 @@ def token_log_probs(tmdp: TokenMDP, θ, batch: TokenBatch, features=None) -> np.
 def log_probability(tmdp: TokenMDP, θ, batch: TokenBatch, features=None) -> np.ndarray:
     r"""Sequence log-probability :math:`\log π_θ(y|x) = \sum_t \log π_θ(y_t|s_t)`, shape (N,).
 
-    Book: practice, language models, ``lm-score``.
+    Book: language models I, ``lm-score``.
     """
     return token_log_probs(tmdp, θ, batch, features).sum(axis=1)
 
@@ -182,7 +182,7 @@ def score_sum(tmdp: TokenMDP, θ, batch: TokenBatch, weights=None, features=None
 
     Weights outside ``mask`` are ignored. The default ``w = mask`` gives the sequence score
     :math:`∇_θ \log π_θ(y|x)`; ``w[i, t] = r_i`` gives REINFORCE, ``r_i − b_i`` RLOO or GRPO, a
-    per-token advantage the token-level estimators. Book: practice, language models, ``lm-score``.
+    per-token advantage the token-level estimators. Book: language models I, ``lm-score``.
 
     Raises
     ------

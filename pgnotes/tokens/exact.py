@@ -80,7 +80,7 @@ def evaluate(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None)
     where ``s a`` is the prefix ``s`` extended by ``a`` and ``V = 0`` once the completion has
     ended; computed backward over the depths, ``reach`` forward. Then :math:`J_β = E_x V(x) = E[r(x, y)] - β\, E_x \mathrm{KL}(π_θ(\cdot|x) \,\|\, π_{ref}(\cdot|x))`,
     since the per-token log-ratios sum to the sequence-level KL (chain rule).
-    Book: practice, language models, ``lm-values`` and ``lm-kl``.
+    Book: language models I, ``lm-values`` and ``lm-kl``.
 
     Raises
     ------
@@ -121,7 +121,7 @@ def evaluate(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None)
 def objective(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None):
     r"""``J_β(θ) = E_{x∼ρ} E_{y∼π_θ}[r(x, y)] − β E_x KL(π_θ(·|x) ‖ π_ref(·|x))``; ``J`` at ``β = 0``.
 
-    Book: practice, language models, ``lm-kl``.
+    Book: language models I, ``lm-kl``.
 
     Examples
     --------
@@ -154,7 +154,7 @@ def sequence_kl(tmdp: TokenMDP, θ, θ_ref, features=None) -> np.ndarray:
     By the chain rule it is the expected sum of per-token log-ratios,
     :math:`E_{y∼π_θ}\big[\sum_t \log π_θ(y_t|s_t)/π_{ref}(y_t|s_t)\big]`.
 
-    Book: practice, language models, ``lm-kl``.
+    Book: language models I, ``lm-kl``.
     """
     if θ_ref is None:
         raise ValueError("sequence_kl needs the reference parameters θ_ref")
@@ -171,7 +171,7 @@ def policy_gradient(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, feature
     on ``θ``: its explicit derivative contributes
     :math:`-β \sum_s μ(s) \sum_a π_θ(a|s) ∇\log π_θ(a|s) = -β \sum_s μ(s)\, ∇ \sum_a π_θ(a|s) = 0`.
     So treating the KL reward as a constant (a stop-gradient, as RLHF code that puts the KL in
-    the reward does) leaves the on-policy score-function estimator unbiased for ``∇J_β``. Book: practice, language models, ``lm-gradient``.
+    the reward does) leaves the on-policy score-function estimator unbiased for ``∇J_β``. Book: language models I, ``lm-gradient``.
     """
     ev = evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=features)
     return ev.policy.score_contract(ev.μ[:, None] * ev.π * ev.Q)
@@ -212,7 +212,7 @@ def to_tabular(tmdp: TokenMDP, *, features=None, β: float = 0.0, θ=None, θ_re
     With ``β > 0`` the reward also holds the per-token KL term
     :math:`-β \log π_θ(a|s)/π_{ref}(a|s)` *frozen at the given* ``θ``: the tabular ``J`` at ``θ``
     is then ``J_β(θ)`` and, by the argument of :func:`policy_gradient`, its policy gradient is
-    ``∇J_β(θ)`` (but not at any other ``θ``). Book: practice, language models, ``lm-mdp``.
+    ``∇J_β(θ)`` (but not at any other ``θ``). Book: language models I, ``lm-mdp``.
 
     Raises
     ------

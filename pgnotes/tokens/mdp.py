@@ -48,7 +48,7 @@ class TokenMDP:
     A completion ``y = (y_1, …, y_n)`` ends at the first EOS or is truncated at ``n = L`` (its
     last token may then be anything, EOS included). The non-terminal prefixes are ``(x, y)``
     with ``len(y) < L`` and no EOS in ``y``: per prompt there are :math:`\sum_{k<L} (V-1)^k` of
-    them, and :math:`\sum_{k \le L} (V-1)^k` completions. Book: practice, language models, ``lm-mdp``.
+    them, and :math:`\sum_{k \le L} (V-1)^k` completions. Book: language models I, ``lm-mdp``.
 
     Parameters
     ----------
@@ -185,7 +185,7 @@ def token_features(tmdp: TokenMDP, kinds=("bigram", "position", "prompt")) -> np
     token of the prompt when the completion is empty (``d += V²``); ``"position"`` one-hot of
     (``len(y)``, token) (``d += L V``); ``"prompt"`` one-hot of (prompt id, token)
     (``d += n_prompts V``). Parameters are shared between prefixes with equal features.
-    Book: practice, language models, ``lm-policy``.
+    Book: language models I, ``lm-policy``.
     """
     tmdp = check_token_mdp(tmdp)
     V, n = tmdp.vocab_size, tmdp.n_prefixes

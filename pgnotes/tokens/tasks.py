@@ -20,7 +20,7 @@ def modular_sum_verifier(m: int, *, partial: bool = False, require_eos: bool = T
     ``c = 1`` when :math:`d = (Σx + Σy) \bmod m` is 0, else 0; with ``partial=True``
     :math:`c = 1 - \min(d, m-d)/\lfloor m/2 \rfloor` (credit for a near miss). With
     ``require_eos`` a truncated completion (no EOS) gets ``c = 0``. ``λ = length_penalty``
-    charges each generated token, EOS included. Book: practice, language models, ``lm-verifier``.
+    charges each generated token, EOS included. Book: language models I, ``lm-verifier``.
     """
     m = as_count(m, "m", minimum=2, maximum=10**6)
     λ = as_real(length_penalty, "length_penalty")
@@ -41,7 +41,7 @@ def target_verifier(targets, *, partial: bool = False):
     ``targets`` maps each prompt (tuple) to its target, a tuple of content tokens (no EOS), of
     length below ``L`` to be reachable. With ``partial=True`` the reward is the fraction of
     positions where ``y`` and ``t(x) + (EOS,)`` agree, over the longer of the two: stopping too
-    early or too late costs credit. Book: practice, language models, ``lm-verifier``.
+    early or too late costs credit. Book: language models I, ``lm-verifier``.
     """
     if not isinstance(targets, Mapping):
         raise TypeError(f"targets must map each prompt to a target completion, got {type(targets).__name__}")
@@ -69,7 +69,7 @@ def toy_mdp(kind: str = "sum", *, partial: bool = False) -> TokenMDP:
     ``kind="sum"``: :func:`modular_sum_verifier` with ``m = 4`` (prompt (3, 1) is solved by an
     immediate EOS, the others need one or more tokens). ``kind="target"``: :func:`target_verifier`
     with targets ``(2,)``, ``(3, 1)``, ``(1, 1, 2)``. 120 prefixes, 363 completions.
-    Book: practice, language models, ``lm-mdp``.
+    Book: language models I, ``lm-mdp``.
     """
     prompts = [(1,), (2,), (3, 1)]
     if kind == "sum":

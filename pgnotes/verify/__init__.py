@@ -6,7 +6,7 @@ A user's function takes keyword arguments from :data:`VOCABULARY` (the arrays of
 ``kl_coef``, ``gamma``, ``lam``) and returns advantages (N, T) or a scalar loss.
 :func:`check` runs it on batches drawn from the lab's two settings, compares it, on the same
 batch, with every legitimate variant and every known mistake of the catalogue, and returns a
-:class:`Report`. Book: language models III, ``verify-check``.
+:class:`Report`. Book: check your own PPO or GRPO code, ``verify-check``.
 
 Modules: :mod:`~pgnotes.verify.layout` (the batch), :mod:`~pgnotes.verify.reference` (the
 reference implementations), :mod:`~pgnotes.verify.catalogue` (variants and mistakes),

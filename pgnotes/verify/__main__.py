@@ -3,7 +3,7 @@ r"""The command: ``python -m pgnotes.verify path/to/file.py:function``.
 Loads ``function`` from the file, runs :func:`pgnotes.verify.check` on it with progress on
 stderr, prints the report, and exits 0 when it is correct, 1 when it is not (or when the
 function cannot be checked: the message says why), 2 on a bad command line.
-Book: language models III, ``verify-command``.
+Book: check your own PPO or GRPO code, ``verify-command``.
 """
 
 from __future__ import annotations

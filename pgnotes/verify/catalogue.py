@@ -6,7 +6,7 @@ a small linear family ``Σ_j c_j B_j`` of (N, T) arrays (``B_j`` from
 :mod:`pgnotes.verify.reference`) whose free coefficients are the constants a legitimate
 implementation may choose (the loss normaliser, GRPO's ``std + ε`` per group, the KL-loss
 coefficient), with a rule that reads the fitted coefficients back: which variant, and
-whether it is legitimate. Book: language models III, ``verify-catalogue``.
+whether it is legitimate. Book: check your own PPO or GRPO code, ``verify-catalogue``.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def candidates(sc: Scenario, form: str, declared: set, tol: float) -> list:
     r"""The :class:`Candidate` s for a scenario; ``form`` is ``"advantages"``, ``"loss"``,
     ``"loss_given"`` (a policy loss that takes ``advantages``) or ``"value"``.
 
-    Book: language models III, ``verify-catalogue``.
+    Book: check your own PPO or GRPO code, ``verify-catalogue``.
     """
     a, m, β = sc.arrays, sc.arrays["response_mask"], sc.β
     out = []

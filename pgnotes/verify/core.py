@@ -5,7 +5,7 @@ into per-token weights ``W = -∂ loss/∂ log π`` (or take its advantages), fi
 :class:`~pgnotes.verify.catalogue.Candidate` of the scenario on the same batch, and report
 the matched legitimate variant or the nearest mistake, with the angle and relative error of
 the batch update against the nearest legitimate one, and, for a PPO mistake, the exact
-signature of its expected update (:mod:`~pgnotes.verify.expectation`, columns "E angle", "E rel"). Book: language models III, ``verify-check``.
+signature of its expected update (:mod:`~pgnotes.verify.expectation`, columns "E angle", "E rel"). Book: check your own PPO or GRPO code, ``verify-check``.
 """
 
 from __future__ import annotations
@@ -249,7 +249,7 @@ def default_scenarios(declared: set, kind: str | None = None) -> list:
     r"""The scenarios :func:`check` runs for a function taking ``declared``: both settings, ``θ = θ_old``,
     away (three ascent steps) and stale (a random step, dual-clip binds), ``λ ∈ {0.95, 1}`` (PPO with a critic), ``β ∈ {0, 0.05}`` (when ``kl_coef`` is taken).
 
-    Book: language models III, ``verify-check``.
+    Book: check your own PPO or GRPO code, ``verify-check``.
     """
     if kind is None:
         kind = "grpo" if "index" in declared and not {"values", "vpreds"} & declared else "ppo"
@@ -273,7 +273,7 @@ def check(fn, *, scenarios=None, kind: str | None = None, progress=None) -> Repo
     central differences with respect to ``log_prob`` (``logits`` if it takes no ``log_prob``;
     ``vpreds`` for a value loss). ``scenarios`` is a list of ``(setting, kind, β, λ, away)``
     (default :func:`default_scenarios`); ``progress`` a callable taking a line of text.
-    Book: language models III, ``verify-check``.
+    Book: check your own PPO or GRPO code, ``verify-check``.
 
     Raises
     ------

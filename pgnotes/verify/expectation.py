@@ -7,7 +7,7 @@ correct PPO weights (KL in the reward, GAE, the clipped surrogate, summed over t
 the same code with one mistake of :data:`~pgnotes.verify.catalogue.MISTAKES` switched on.
 Mistakes that need batch statistics, padding or logits have no entry. For GRPO,
 :func:`group_signature` gives the exact expectation of a matched variant (through
-:func:`pgnotes.groups.group_estimator_expectation`) against :math:`∇J`. Book: language models III,
+:func:`pgnotes.groups.group_estimator_expectation`) against :math:`∇J`. Book: check your own PPO or GRPO code,
 ``verify-check``.
 """
 
@@ -61,7 +61,7 @@ def signature(mistake: str, setting: str, β: float, λ: float, away: bool) -> t
     r"""``(angle in degrees, relative error)`` of :math:`E[\hat g]` with ``mistake`` against the correct one.
 
     None when the mistake has no exact signature (not in :data:`EXPECTED`, or it needs ``β > 0``).
-    Book: language models III, ``verify-check``.
+    Book: check your own PPO or GRPO code, ``verify-check``.
     """
     if mistake not in EXPECTED or (EXPECTED[mistake] and β == 0):
         return None

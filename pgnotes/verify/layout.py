@@ -3,7 +3,7 @@ r"""The batch a trainer sees: the arrays of verl's ``DataProto`` and TRL, built 
 One job: turn a :class:`~pgnotes.lab.Setting` and a choice of ``(θ_old, θ, β, λ)`` into a
 :class:`Scenario`, a sampled batch in the layout real trainers use (:data:`VOCABULARY`),
 together with what :mod:`pgnotes` needs to judge an update on it (the
-:class:`~pgnotes.tokens.TokenBatch`, the parameters, the features). Book: language models III,
+:class:`~pgnotes.tokens.TokenBatch`, the parameters, the features). Book: check your own PPO or GRPO code,
 ``verify-layout``.
 """
 
@@ -141,7 +141,7 @@ def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.
     ``values`` is the exact ``V`` of ``π_old`` with the KL-shaped reward of coefficient ``β``.
     With ``enumerate_all=True`` (PPO) the rows are every completion instead (``batch.p`` holds
     ``π_old(y|x)``), at the same ``θ``: the exact expectations of :mod:`~pgnotes.verify.expectation`.
-    Book: language models III, ``verify-layout``.
+    Book: check your own PPO or GRPO code, ``verify-layout``.
     """
     if kind not in ("ppo", "grpo"):
         raise ValueError(f"kind must be 'ppo' or 'grpo', got {kind!r}")

@@ -4,7 +4,7 @@ One job: compute, for each legitimate variant and each known mistake, the advant
 trainer would produce and the per-token weight :math:`W_{i,t} = -∂\,\mathrm{loss}/∂\log π_θ(y_{i,t}|s_{i,t})`
 of its loss, from plain arrays (``a`` is :attr:`Scenario.arrays`), independently of
 :mod:`pgnotes.ppo` and :mod:`pgnotes.groups` (the tests compare the two). Every function is
-vectorised numpy; none sees the probability of a row. Book: language models III,
+vectorised numpy; none sees the probability of a row. Book: check your own PPO or GRPO code,
 ``verify-reference``.
 """
 
@@ -32,7 +32,7 @@ def token_rewards(a: dict, β: float, *, place: str = "last_real", mask=None, so
     ``place``: ``"last_real"`` (correct: the last real token, ``token_level_scores``),
     ``"last_column"`` (mistake: column ``T-1``, whatever the row's length), ``"first_pad"``
     (mistake: index ``|y|``, then masked away). ``source="log_prob"`` is the KL of the policy
-    being trained (the mistake of a KL reward that is not detached). Book: language models III, ``verify-reference``.
+    being trained (the mistake of a KL reward that is not detached). Book: check your own PPO or GRPO code, ``verify-reference``.
     """
     m = a["response_mask"] if mask is None else mask
     N, T = m.shape
@@ -69,7 +69,7 @@ def gae(rewards, values, mask, λ: float, γ: float = 1.0) -> np.ndarray:
 def whiten(A, mask, *, ddof: int = 0, padded: bool = False) -> np.ndarray:
     r"""``(A - mean) / std`` with the moments over the real tokens (``padded``: over every position).
 
-    Book: language models III, ``lab-aggregation``.
+    Book: check your own PPO or GRPO code, ``lab-aggregation``.
     """
     m = np.ones_like(mask) if padded else mask
     n = m.sum()
@@ -140,7 +140,7 @@ def aggregation_weight(mask, mode: str) -> np.ndarray:
     r"""The factor of each token's loss in the batch loss, shape (N, T): ``"token"`` (one constant)
     or ``"sequence"`` (``1/|y_i|``, the sequence mean of token means), up to the overall constant.
 
-    Book: language models III, ``lab-aggregation``.
+    Book: check your own PPO or GRPO code, ``lab-aggregation``.
     """
     if mode == "token":
         return mask.astype(float)
@@ -155,7 +155,7 @@ def kl_not_detached_weight(a: dict, ratio, A, c, β: float, λ: float, *, low: f
     The reward of token ``s`` moves by ``-β d log π_s`` and GAE passes it to the tokens
     ``t ≤ s`` of its row with weight ``λ^{s-t}``; each pays ``c_t ∂ f_t / ∂ A_t`` (``r_t`` on the
     unclipped branch, ``clip(r_t)`` on the clipped one). Unwhitened advantages only.
-    Book: language models III, ``verify-catalogue``.
+    Book: check your own PPO or GRPO code, ``verify-catalogue``.
     """
     m = a["response_mask"]
     clipped = np.clip(ratio, 1 - low, 1 + high)

@@ -86,6 +86,12 @@ def _is_chapter(name, titles):
     return len(matches) == 1
 
 
+def _module_name(path):
+    """``pgnotes/tokens/exact.py`` -> ``tokens.exact``; a package's ``__init__`` is the package."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
 def citations():
     """(module, object, citation) for every ``Book:`` paragraph of every docstring.
 
@@ -93,12 +99,13 @@ def citations():
     come as one more citation that starts with ``-,`` (no chapter named).
     """
     found = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text())
-        nodes = [(path.stem, "<module>", tree)]
+        module = _module_name(path)
+        nodes = [(module, "<module>", tree)]
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                nodes.append((path.stem, node.name, node))
+                nodes.append((module, node.name, node))
         for module, name, node in nodes:
             doc = ast.get_docstring(node) or ""
             rest = []
@@ -144,6 +151,8 @@ def test_the_book_defines_labels_and_chapters():
     assert _is_chapter("language models I", titles)
     assert not _is_chapter("practice", titles) and not _is_chapter("derivation", titles)
     assert len(citations()) > 50
+    # subpackages are read too: their modules appear under dotted names
+    assert {"exact._evaluation", "tokens.mdp", "verify.core"} <= {m for m, _, _ in citations()}
 
 
 def test_a_broken_reference_is_reported(monkeypatch):
@@ -157,7 +166,7 @@ def test_a_broken_reference_is_reported(monkeypatch):
     ]
 
 
-@pytest.mark.parametrize("module", sorted(p.stem for p in PACKAGE.glob("*.py")))
+@pytest.mark.parametrize("module", sorted({_module_name(p) for p in PACKAGE.rglob("*.py")}))
 def test_docstrings_cite_labels_that_exist(module):
     broken = [b for b in broken_references() if b.startswith(f"pgnotes.{module}.")
               or b.startswith(f"pgnotes.{module}:")]
