@@ -6,9 +6,13 @@ The modules follow the book's table of contents:
 :mod:`pgnotes.mdp`         the MDP ``(S, A, P, R, ρ0, γ)`` and its validation
 :mod:`pgnotes.envs`        the MDPs of the book, Gymnasium toy-text import
 :mod:`pgnotes.policy`      softmax policies and their score ``∇ log π``
-:mod:`pgnotes.exact`       infinite-horizon exact quantities (derivation B)
+:mod:`pgnotes.exact`       infinite-horizon exact quantities (derivation B), and what the
+                           trust-region chapters compute exactly: the performance
+                           difference, the surrogate, KL bounds, the Fisher matrix, the
+                           natural gradient, PG/NPG/PPO/TRPO dynamics, the average reward
 :mod:`pgnotes.finite`      finite-horizon exact quantities (derivation A)
 :mod:`pgnotes.trajectories` exact enumeration of trajectories, exact moments
+:mod:`pgnotes.paths`       ``P(τ)`` as a product, k-step transitions summed over paths
 :mod:`pgnotes.sampling`    vectorised Monte-Carlo sampling
 :mod:`pgnotes.estimators`  per-trajectory gradient estimators
 :mod:`pgnotes.check`       independent routes: complex step, finite differences, sympy
@@ -19,7 +23,10 @@ The modules follow the book's table of contents:
                            ``tokens.batches`` (enumeration, sampling, scores, batch helpers)
 :mod:`pgnotes.groups`      group advantages (REINFORCE, RLOO, GRPO) and their exact expectations
 :mod:`pgnotes.ppo`         token-level PPO: KL rewards, GAE, clipped surrogate, critic fitting
-:mod:`pgnotes.lab`         a reference LLM policy-gradient loss with switchable mistakes
+:mod:`pgnotes.lab`         the lab's settings; a reference LLM policy-gradient loss, its
+                           aggregation choices and its named mistakes
+:mod:`pgnotes.verify`      checks a practitioner's own PPO/GRPO function
+                           (``python -m pgnotes.verify file.py:function``)
 ========================  ====================================================
 
 ``pgnotes._validate`` holds every argument check: a wrong type raises ``TypeError``, a wrong
@@ -51,7 +58,8 @@ keywords ``λ``, ``β``, ``ε``, ``θ_ref``, ``G``; the module name ``check``.
    ``check``).
 """
 
-from . import check, envs, estimators, exact, finite, groups, lab, plots, policy, ppo, tokens, trajectories
+from . import (check, envs, estimators, exact, finite, groups, lab, paths, plots, policy, ppo, tokens,
+               trajectories, verify)
 from .mdp import TabularMDP
 from .policy import softmax_policy
 from .sampling import Batch, sample
@@ -70,11 +78,13 @@ __all__ = [
     "finite",
     "groups",
     "lab",
+    "paths",
     "plots",
     "policy",
     "ppo",
     "tokens",
     "trajectories",
+    "verify",
 ]
 
 __version__ = "0.1.0"

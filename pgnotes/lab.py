@@ -72,7 +72,7 @@ class Setting:
     tmdp : the :class:`~pgnotes.tokens.TokenMDP`.
     features : ``φ``, shape (n_prefixes, n_vocab, d), :func:`pgnotes.tokens.token_features`.
     θ_ref : the reference (SFT) policy, where RL starts.
-    θ : a policy some way into training (the lab's ``θ``, chapter 08's ``θ_far``/``θ_long``).
+    θ : a policy some way into training (the lab's ``θ``, chapter 10's ``θ_far``/``θ_long``).
     β, λ : the KL coefficient and the GAE parameter of the lab's tables.
     """
 
@@ -86,7 +86,7 @@ class Setting:
 
 
 def setting(name: str = "toy") -> Setting:
-    r"""The lab's settings, shared by chapters 08 and 09 and the tests: ``"toy"`` or ``"long_answer"``.
+    r"""The lab's settings, shared by chapters 10 and 11 and the tests: ``"toy"`` or ``"long_answer"``.
 
     ``"toy"``: :func:`pgnotes.tokens.toy_mdp` ``("sum")`` with ``rng = default_rng(0)``,
     ``θ_ref = 0.5 z_1`` and ``θ = θ_ref + 0.7 z_2`` (``z`` standard normal draws of size ``d``).

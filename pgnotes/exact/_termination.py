@@ -43,7 +43,7 @@ def _check_termination(mdp: TabularMDP, P_π: np.ndarray) -> None:
 #: At γ = 1, an expected episode length ``L`` (in steps, worst start state) beyond which the
 #: termination probability is numerically zero: ``1 - P_π`` cancels and values carry a
 #: relative rounding error of about ``L · 2.2e-16``, 1e-3 at this bound.
-MAX_EPISODE_LENGTH = 1e-3 / np.finfo(float).eps
+MAX_EPISODE_LENGTH = float(1e-3 / np.finfo(float).eps)
 
 
 def _factor(M: np.ndarray, undiscounted: bool) -> tuple:

@@ -12,8 +12,8 @@ The Fisher matrix uses the normalised occupancy :math:`d^γ = (1-γ)η` (``γ < 
 .. math:: F(θ) = \sum_s d^γ(s) \sum_a π(a|s)\, ψ(s,a) ψ(s,a)^\top, \qquad
           ψ = ∇_θ \log π_θ(a|s).
 
-Book: from the gradient to trust regions I (``book/10_trust_region.ipynb``) and the natural gradient
-(``book/11_natural_gradient.ipynb``).
+Book: from the gradient to trust regions I (``book/07_trust_region.ipynb``) and the natural gradient
+(``book/08_natural_gradient.ipynb``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ group_estimator_expectation) against independent routes.
 
 Routes: closed forms (mean baseline, leave-one-out), brute-force enumeration of every tuple of
 rewards and of every tuple of *completions* of a group, the exact policy gradient, and Monte
-Carlo from ``sample_groups`` with z-scores at fixed seeds. Book: 07_reinforce_grpo.
+Carlo from ``sample_groups`` with z-scores at fixed seeds. Book: 09_reinforce_grpo.
 """
 
 import itertools
