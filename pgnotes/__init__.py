@@ -15,7 +15,7 @@ The modules follow the book's table of contents:
 :mod:`pgnotes.paths`       ``P(τ)`` as a product, k-step transitions summed over paths
 :mod:`pgnotes.sampling`    vectorised Monte-Carlo sampling
 :mod:`pgnotes.estimators`  per-trajectory gradient estimators
-:mod:`pgnotes.check`       independent routes: complex step, finite differences, sympy
+:mod:`pgnotes.reference`       independent routes: complex step, finite differences, sympy
 :mod:`pgnotes.plots`       the book's figures
 :mod:`pgnotes.tokens`      token-level MDPs of language models: ``tokens.mdp`` (the prefix
                            tree, features, policy), ``tokens.tasks`` (verifiers, examples),
@@ -23,7 +23,7 @@ The modules follow the book's table of contents:
                            ``tokens.batches`` (enumeration, sampling, scores, batch helpers)
 :mod:`pgnotes.groups`      group advantages (REINFORCE, RLOO, GRPO) and their exact expectations
 :mod:`pgnotes.ppo`         token-level PPO: KL rewards, GAE, clipped surrogate, critic fitting
-:mod:`pgnotes.lab`         the lab's settings; a reference LLM policy-gradient loss, its
+:mod:`pgnotes.llm_loss`         the lab's settings; a reference LLM policy-gradient loss, its
                            aggregation choices and its named mistakes
 :mod:`pgnotes.verify`      checks a practitioner's own PPO/GRPO function
                            (``python -m pgnotes.verify file.py:function``)
@@ -58,7 +58,7 @@ keywords ``λ``, ``β``, ``ε``, ``θ_ref``, ``G``; the module name ``check``.
    ``check``).
 """
 
-from . import (check, envs, estimators, exact, finite, groups, lab, paths, plots, policy, ppo, tokens,
+from . import (envs, estimators, exact, finite, groups, llm_loss, paths, plots, policy, ppo, reference, tokens,
                trajectories, verify)
 from .mdp import TabularMDP
 from .policy import softmax_policy
@@ -71,17 +71,17 @@ __all__ = [
     "sample",
     "enumerate_trajectories",
     "softmax_policy",
-    "check",
     "envs",
     "estimators",
     "exact",
     "finite",
     "groups",
-    "lab",
+    "llm_loss",
     "paths",
     "plots",
     "policy",
     "ppo",
+    "reference",
     "tokens",
     "trajectories",
     "verify",
