@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lu_solve
 
-from .._validate import as_count
+from .._validate import as_count, real_array
 from ..mdp import TabularMDP
 from ..policy import SoftmaxPolicy, TabularSoftmax, softmax_policy
 from ._termination import MAX_EPISODE_LENGTH, _check_termination, _factor, _listed, _never_terminating
@@ -30,7 +30,6 @@ __all__ = [
     "Evaluation",
     "evaluate",
     "policy_matrix",
-    "policy_reward",
     "state_values",
     "action_values",
     "advantages",
@@ -114,12 +113,6 @@ def policy_matrix(mdp, θ, *, features=None) -> np.ndarray:
     r"""``P_π(x|s) = Σ_a π(a|s) P(x|s,a)`` = ``d(s→x;1)``, shape (S, S). Book: derivation B, ``b-kstep``."""
     π = softmax_policy(mdp, θ, features=features).probs
     return np.einsum("sa,sax->sx", π, mdp.P)
-
-
-def policy_reward(mdp, θ, *, features=None) -> np.ndarray:
-    r"""``r_π(s) = Σ_a π(a|s) R(s,a)``, shape (S,)."""
-    π = softmax_policy(mdp, θ, features=features).probs
-    return np.einsum("sa,sa->s", π, mdp.R)
 
 
 def state_values(mdp, θ, *, features=None) -> np.ndarray:
@@ -345,14 +338,7 @@ def score_function_moments(mdp, θ, weights, *, features=None) -> tuple[np.ndarr
         )
     if np.iscomplexobj(np.asarray(θ)):
         raise ValueError("score_function_moments needs a real θ")
-    W = np.asarray(weights)
-    if W.dtype == bool or not np.issubdtype(W.dtype, np.number) or np.iscomplexobj(W):
-        raise ValueError(f"weights must be a real (S, A) table, got dtype {W.dtype}")
-    W = W.astype(float)
-    if W.shape != (mdp.n_states, mdp.n_actions):
-        raise ValueError(f"weights must have shape (S, A) = {(mdp.n_states, mdp.n_actions)}, got {W.shape}")
-    if not np.all(np.isfinite(W)):
-        raise ValueError("weights contain NaN or inf")
+    W = real_array(weights, "weights (a real (S, A) table)", shape=(mdp.n_states, mdp.n_actions))
     d_γ = occupancy(mdp, θ, features=features)  # raises at γ = 1
     ev = evaluate(mdp, θ, features=features)
     p = d_γ[:, None] * ev.π  # joint law of (s, a)
@@ -360,8 +346,6 @@ def score_function_moments(mdp, θ, weights, *, features=None) -> tuple[np.ndarr
     if isinstance(ev.policy, TabularSoftmax):  # ‖e_a - π(·|s)‖² without the (S, A, S, A) tensor
         sq = 1.0 - 2.0 * ev.π + (ev.π**2).sum(axis=1, keepdims=True)
     else:
-        s, a = np.meshgrid(np.arange(mdp.n_states), np.arange(mdp.n_actions), indexing="ij")
-        sc = ev.policy.score(s, a)
-        sq = (sc**2).reshape(mdp.n_states, mdp.n_actions, -1).sum(axis=2)
+        sq = (ev.policy.score_table() ** 2).reshape(mdp.n_states, mdp.n_actions, -1).sum(axis=2)
     v = float(np.sum(p * W**2 * sq) - np.sum(m**2))
     return m, v

@@ -167,8 +167,7 @@ def score_matrix(mdp, θ, *, features=None) -> np.ndarray:
     Book: from the gradient to trust regions II, ``ng-fisher``.
     """
     π_θ = softmax_policy(mdp, θ, features=features)
-    s, a = np.meshgrid(np.arange(mdp.n_states), np.arange(mdp.n_actions), indexing="ij")
-    return π_θ.score(s, a).reshape(mdp.n_states * mdp.n_actions, -1)
+    return π_θ.score_table().reshape(mdp.n_states * mdp.n_actions, -1)
 
 
 def _weights(mdp, θ, features):

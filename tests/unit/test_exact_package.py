@@ -8,7 +8,7 @@ import pytest
 import pgnotes as pg
 
 PUBLIC = [
-    "Evaluation", "evaluate", "policy_matrix", "policy_reward", "state_values",
+    "Evaluation", "evaluate", "policy_matrix", "state_values",
     "action_values", "advantages", "k_step", "visit_counts", "truncated_visit_counts",
     "occupancy", "on_policy_distribution", "objective", "phi", "policy_gradient",
     "value_gradient", "undiscounted_update", "score_function_moments",

@@ -203,8 +203,8 @@ def test_huge_inputs_are_refused_without_allocating():
     refused(pg.TabularMDP, big, np.zeros((50_000, 2)), np.full(50_000, 1 / 50_000), 0.9, key=("huge", "P"))
     mdp = good_mdp()
     refused(pg.sample, mdp, np.zeros((3, 2)), n=10**6, horizon=10**4, rng=np.random.default_rng(0), key=("huge", "sample"))
-    refused(pg.finite.objective, mdp, np.zeros((3, 2)), 10**8, key=("huge", "finite"))
-    refused(pg.enumerate_trajectories, mdp, np.zeros((3, 2)), 40, key=("huge", "enumerate"))
+    refused(pg.finite.objective, mdp, np.zeros((3, 2)), horizon=10**8, key=("huge", "finite"))
+    refused(pg.enumerate_trajectories, mdp, np.zeros((3, 2)), horizon=40, key=("huge", "enumerate"))
 
 
 def test_gamma_one_that_never_terminates_is_refused():
