@@ -138,7 +138,7 @@ def trpo_step(mdp, θ_old, δ, *, features=None, backtracks: int = 20) -> np.nda
     return θ_old.copy()
 
 
-def ascent(mdp, θ0, step, n, method: str = "pg", *, features=None, **options) -> Path:
+def ascent(mdp, θ0, step, *, n, method: str = "pg", features=None, **options) -> Path:
     r"""Run ``n`` exact updates from ``θ0`` and record ``θ``, ``J`` and each update's KL.
 
     Methods

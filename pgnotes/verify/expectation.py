@@ -88,12 +88,12 @@ def _group_spec(label: str):
 
 
 @functools.lru_cache(maxsize=64)
-def group_signature(setting: str, G: int, label: str) -> tuple[float, float] | None:
+def group_signature(setting: str, group_size: int, label: str) -> tuple[float, float] | None:
     r"""``(angle, relative error)`` of a GRPO variant's exact expected update against :math:`∇J`.
 
     The variant (standard deviation with or without Bessel's correction and its ε, or none;
     per-sequence token mean or not) is read from its label; the expectation is
-    :func:`pgnotes.groups.group_estimator_expectation` with groups of ``G``, at ``θ = θ_old``
+    :func:`pgnotes.groups.group_estimator_expectation` with groups of ``group_size``, at ``θ = θ_old``
     without KL. Book: language models I, ``lm-groups``.
     """
     spec = _group_spec(label)
@@ -105,6 +105,7 @@ def group_signature(setting: str, G: int, label: str) -> tuple[float, float] | N
     def advantage(r):
         return groups.group_advantages(r, divide_by_std=std is not None, ddof=std or 0, eps=eps)
     weight = (lambda b: 1.0 / np.maximum(b.lengths, 1)) if sequence else None
-    e = groups.group_estimator_expectation(st.tmdp, st.θ, G, advantage, sequence_weight=weight, features=st.features)
+    e = groups.group_estimator_expectation(st.tmdp, st.θ, group_size, advantage, sequence_weight=weight,
+                                           features=st.features)
     g = tk.policy_gradient(st.tmdp, st.θ, features=st.features)
     return angle(e, g), float(np.linalg.norm(e - g) / np.linalg.norm(g))

@@ -150,7 +150,7 @@ def test_compatible_critic_gives_the_exact_gradient_and_others_do_not():
 def test_npg_ascent_is_soft_policy_iteration():
     mdp = pg.envs.gridworld(2, 3, gamma=0.8)
     θ0 = np.random.default_rng(11).standard_normal((6, 4))
-    α, path = 0.3, E.ascent(mdp, θ0, 0.3, 3, "npg")
+    α, path = 0.3, E.ascent(mdp, θ0, 0.3, n=3, method="npg")
     π = pg.softmax_policy(mdp, θ0).probs
     for k in range(3):
         A = E.advantages(mdp, path.θ[k])  # closed form: π ∝ π exp(α A / (1-γ))
@@ -163,7 +163,7 @@ def test_npg_ascent_is_soft_policy_iteration():
 
 def test_pg_ascent_follows_complex_step_gradients():
     mdp, θ, _, φ = _case(12, d=3)
-    path = E.ascent(mdp, θ, 0.5, 4, "pg", features=φ)
+    path = E.ascent(mdp, θ, 0.5, n=4, method="pg", features=φ)
     t = θ.copy()
     for _ in range(4):
         t = t + 0.5 * pg.reference.complex_step_gradient(lambda x: J_ref(mdp, x, features=φ), t)
@@ -221,9 +221,9 @@ def test_bad_inputs_name_the_fix():
     with pytest.raises(ValueError, match="continuing MDP"):
         E.average_reward(mdp, θ)
     with pytest.raises(ValueError, match="method must be one of"):
-        E.ascent(mdp, θ, 0.1, 2, "adam")
+        E.ascent(mdp, θ, 0.1, n=2, method="adam")
     with pytest.raises(ValueError, match="step must be a positive"):
-        E.ascent(mdp, θ, -0.1, 2)
+        E.ascent(mdp, θ, -0.1, n=2)
     with pytest.raises(TypeError, match="mdp must be"):
         E.fisher("grid", θ)
     with pytest.raises(ValueError, match="critic_features must have shape"):
@@ -233,7 +233,7 @@ def test_bad_inputs_name_the_fix():
 def test_trpo_works_at_episodic_gamma_one_and_keeps_its_kl():
     corridor = pg.envs.short_corridor()  # γ = 1: the Fisher matrix under μ = η / Σ η
     φ = np.tile(np.eye(2)[::-1], (4, 1, 1))
-    path = E.ascent(corridor, np.array([np.log(0.05 / 0.95), 0.0]), 0.05, 10, "trpo", features=φ)
+    path = E.ascent(corridor, np.array([np.log(0.05 / 0.95), 0.0]), 0.05, n=10, method="trpo", features=φ)
     assert np.all(path.mean_kl <= 0.05) and path.J[-1] > path.J[0]
     np.testing.assert_allclose(path.J, [J_ref(corridor, t, features=φ) for t in path.θ], rtol=1e-10)
 
