@@ -338,7 +338,8 @@ def compare(tmdp: tk.TokenMDP, θ, mistake: str, **options) -> dict:
     correct_options = dict(options, whiten=True) if mistake == "whiten_padded" else options
     m = expected_estimate(tmdp, θ, mistake=mistake, **options)
     c = expected_estimate(tmdp, θ, **correct_options)
-    g = tk.policy_gradient(tmdp, θ, beta=options.get("β", 0.0), theta_ref=options.get("θ_ref"), features=options.get("features"))
+    g = tk.policy_gradient(tmdp, θ, beta=options.get("beta", 0.0), theta_ref=options.get("theta_ref"),
+                           features=options.get("features"))
     nc = np.linalg.norm(c)
     return dict(
         expected=m, correct=c, exact=g, angle=angle(m, c), relative_error=float(np.linalg.norm(m - c) / nc),

@@ -283,3 +283,13 @@ def test_bad_inputs():
         llm_loss.setting("big")
     assert np.isnan(llm_loss.angle(np.zeros(3), np.ones(3)))
     assert abs(llm_loss.angle([1, 0], [0, 2]) - 90) < 1e-12
+
+
+def test_compare_measures_against_the_kl_regularised_gradient():
+    st = llm_loss.setting("toy")
+    kw = dict(lam=st.λ, beta=st.β, theta_ref=st.θ_ref, features=st.features)
+    sig = llm_loss.compare(st.tmdp, st.θ, "kl_twice", **kw)
+    g_β = tk.policy_gradient(st.tmdp, st.θ, beta=st.β, theta_ref=st.θ_ref, features=st.features)
+    g_0 = tk.policy_gradient(st.tmdp, st.θ, features=st.features)
+    assert np.array_equal(sig["exact"], g_β)
+    assert llm_loss.angle(g_β, g_0) > 1.0  # the KL term moves ∇J_β: reading β as 0 would show
