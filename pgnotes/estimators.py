@@ -244,7 +244,8 @@ def gae(mdp, θ, batch, V, lam, *, features=None):
     return score_sum(mdp, θ, batch, gae_advantages(mdp, batch, V, lam) * discounts(batch), features=features)
 
 
-def gae_bias_variance(mdp: TabularMDP, θ, V, lambdas, *, horizon: int, features=None) -> tuple[np.ndarray, np.ndarray]:
+def gae_bias_variance(mdp: TabularMDP, θ, V, lambdas, *, horizon: int,
+                      features=None) -> tuple[np.ndarray, np.ndarray]:
     r"""Exact bias and total variance of the GAE gradient estimator :func:`gae`, for each λ.
 
     With every trajectory of ``T`` steps enumerated (:func:`pgnotes.trajectories.enumerate_trajectories`)

@@ -150,7 +150,8 @@ MISTAKES = {
 
 
 
-def prompt_blind_values(tmdp: tk.TokenMDP, θ, *, beta: float = 0.0, theta_ref=None, features=None) -> np.ndarray:
+def prompt_blind_values(tmdp: tk.TokenMDP, θ, *, beta: float = 0.0, theta_ref=None,
+                        features=None) -> np.ndarray:
     r"""The best critic that sees only the position and the last generated token, shape (n_prefixes,).
 
     Prefixes with the same length ``|y|`` and the same last completion token (none for the
@@ -230,7 +231,8 @@ def token_weights(
         )
     mask = batch.mask
     if mistake == "reward_on_pad":  # the KL terms as usual, the verifier's reward written at index |y|:
-        r = ppo.token_rewards(tmdp, dataclasses.replace(batch, rewards=np.zeros(batch.n)), beta=beta, θ=θ, theta_ref=theta_ref, features=features)
+        r = ppo.token_rewards(tmdp, dataclasses.replace(batch, rewards=np.zeros(batch.n)),
+                              beta=beta, θ=θ, theta_ref=theta_ref, features=features)
         wide = np.zeros((batch.n, tmdp.max_len + 1))
         wide[np.arange(batch.n), batch.lengths] = batch.rewards  # the first PAD, or off the end (|y| = L)
         r = r + wide[:, : tmdp.max_len] * mask  # ... and the padding mask removes it
@@ -257,7 +259,8 @@ def token_weights(
         var = q @ np.where(mask, (A - μ) ** 2, 0.0).sum(axis=1) / cnt
         A = np.where(mask, (A - μ) / np.sqrt(var), 0.0)
     if mistake == "kl_twice":  # ∇ of -β k3 through the loss: -β (1 - π_ref/π) ∇log π
-        log_ratio = tk.token_log_probs(tmdp, θ, batch, features=features) - tk.token_log_probs(tmdp, theta_ref, batch, features=features)
+        log_ratio = (tk.token_log_probs(tmdp, θ, batch, features=features)
+                     - tk.token_log_probs(tmdp, theta_ref, batch, features=features))
         A = A - beta * (1.0 - np.exp(-log_ratio))
     if aggregation == "sequence_mean":
         A = A / np.maximum(batch.lengths, 1)[:, None]
@@ -286,7 +289,8 @@ def whitened_expectation(tmdp: tk.TokenMDP, θ, N: int, *, lam: float = 1.0, bet
     c = tk.completions(tmdp, θ, features=features)
     if c.n**N > 200_000:
         raise ValueError(f"{c.n}^{N} tuples exceed 200 000; use a smaller N or a smaller task")
-    A = ppo.gae_advantages(tmdp, c, ppo.token_rewards(tmdp, c, beta=beta, θ=θ, theta_ref=theta_ref, features=features), tk.state_values(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features), lam)
+    kl = dict(beta=beta, theta_ref=theta_ref, features=features)
+    A = ppo.gae_advantages(tmdp, c, ppo.token_rewards(tmdp, c, θ=θ, **kl), tk.state_values(tmdp, θ, **kl), lam)
     q = tk.row_weights(tmdp, c)
     idx = np.stack(np.meshgrid(*[np.arange(c.n)] * N, indexing="ij"), -1).reshape(-1, N)  # (M, N)
     a, m = A[idx], c.mask[idx]  # (M, N, L)
@@ -369,7 +373,8 @@ def export_completions(tmdp: tk.TokenMDP, θ, *, beta: float = 0.0, theta_ref=No
         weight=tmdp.rho[c.prompt_ids] * c.prob, logp=tk.token_log_probs(tmdp, θ, c, features=features),
         values=np.where(c.mask, ev.V[k], 0.0), advantages=np.where(c.mask, ev.A[k, a], 0.0),
         scores=np.where(c.mask[:, :, None], S, 0.0),
-        policy_gradient=tk.policy_gradient(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features).ravel(),
+        policy_gradient=tk.policy_gradient(tmdp, θ, beta=beta, theta_ref=theta_ref,
+                                           features=features).ravel(),
     )
     if theta_ref is not None:
         out["logp_ref"] = tk.token_log_probs(tmdp, theta_ref, c, features=features)

@@ -23,7 +23,8 @@ __all__ = [
     "fit_values",
 ]
 
-def token_rewards(tmdp: TokenMDP, batch: TokenBatch, *, beta: float = 0.0, θ=None, theta_ref=None, features=None) -> np.ndarray:
+def token_rewards(tmdp: TokenMDP, batch: TokenBatch, *, beta: float = 0.0, θ=None, theta_ref=None,
+                  features=None) -> np.ndarray:
     r"""Per-token rewards, shape (N, L): the verifier's ``r`` on the last real token, minus a KL term on every one.
 
     .. math:: r_t = r(x, y)\, 1[t = |y| - 1] \;-\; β \log\frac{π_θ(y_t|s_t)}{π_{ref}(y_t|s_t)}, \qquad t < |y|,
@@ -45,7 +46,8 @@ def token_rewards(tmdp: TokenMDP, batch: TokenBatch, *, beta: float = 0.0, θ=No
     if beta > 0:
         if θ is None:
             raise ValueError("a KL term in the reward (β > 0) needs the policy parameters θ")
-        log_ratio = token_log_probs(tmdp, θ, batch, features=features) - token_log_probs(tmdp, theta_ref, batch, features=features)
+        log_ratio = (token_log_probs(tmdp, θ, batch, features=features)
+                     - token_log_probs(tmdp, theta_ref, batch, features=features))
         if np.iscomplexobj(log_ratio):
             raise ValueError("token_rewards needs a real θ")
         r = r - beta * log_ratio
@@ -104,7 +106,8 @@ def _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, cliprange, features):
     return ρ, Â, flat, eps
 
 
-def clipped_surrogate(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, advantages, *, cliprange: float = 0.2, features=None) -> np.ndarray:
+def clipped_surrogate(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, advantages, *,
+                      cliprange: float = 0.2, features=None) -> np.ndarray:
     r"""PPO's clipped surrogate per completion, :math:`\sum_t \min(ρ_t \hat A_t, \mathrm{clip}(ρ_t, 1-ε, 1+ε)\hat A_t)`, shape (N,).
 
     :math:`ρ_t = π_θ(y_t|s_t) / π_{old}(y_t|s_t)` per real token, ``advantages`` (N, L) fixed
@@ -138,14 +141,16 @@ def clipped_surrogate_gradient(
     return score_sum(tmdp, θ, batch, np.where(batch.mask & ~flat, ρ * Â, 0.0), features=features)
 
 
-def clip_fraction(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, *, cliprange: float = 0.2, features=None) -> float:
+def clip_fraction(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, *, cliprange: float = 0.2,
+                  features=None) -> float:
     r"""The fraction of real tokens whose ratio has left :math:`[1-ε, 1+ε]`: PPO's logged ``clipfrac``.
 
     Book: language models II, ``ppo-clip``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
     eps = _clip_range(cliprange)
-    log_ratio = token_log_probs(tmdp, θ, batch, features=features) - token_log_probs(tmdp, θ_old, batch, features=features)
+    log_ratio = (token_log_probs(tmdp, θ, batch, features=features)
+                 - token_log_probs(tmdp, θ_old, batch, features=features))
     if np.iscomplexobj(log_ratio):
         raise ValueError("clip_fraction needs real parameters")
     return float((np.abs(np.exp(log_ratio) - 1.0) > eps)[batch.mask].mean())
@@ -195,7 +200,9 @@ def fit_values(
     zeros = np.zeros(tmdp.n_prefixes)
     for _ in range(steps):
         b = sample_groups(tmdp, θ, group_size=group_size, rng=rng, features=features)
-        ret = gae_advantages(tmdp, b, token_rewards(tmdp, b, beta=beta, θ=θ, theta_ref=theta_ref, features=features), zeros, 1.0)
+        ret = gae_advantages(tmdp, b,
+                             token_rewards(tmdp, b, beta=beta, θ=θ, theta_ref=theta_ref,
+                                           features=features), zeros, 1.0)
         k = b.prefixes[b.mask]
         resid = np.bincount(k, ret[b.mask], minlength=tmdp.n_prefixes) - np.bincount(k, minlength=tmdp.n_prefixes) * V
         V = V + α * resid / b.n

@@ -92,7 +92,8 @@ def enumerate_trajectories(mdp: TabularMDP, θ, *, horizon: int, features=None) 
     return Batch(states, actions, rewards, nexts, mask, mdp.gamma, p)
 
 
-def log_probability(mdp: TabularMDP, θ, batch: Batch, *, features=None, include_env: bool = True) -> np.ndarray:
+def log_probability(mdp: TabularMDP, θ, batch: Batch, *, features=None,
+                    include_env: bool = True) -> np.ndarray:
     r"""``log P(τ|π_θ)`` for each trajectory of ``batch``, shape (n,).
 
     ``log ρ0(s_0) + Σ_t log P(s_{t+1}|s_t,a_t) + Σ_t log π_θ(a_t|s_t)``. With

@@ -231,7 +231,8 @@ def to_tabular(tmdp: TokenMDP, *, features=None, beta: float = 0.0, θ=None, the
     if beta > 0:
         if θ is None or np.iscomplexobj(np.asarray(θ)):
             raise ValueError("to_tabular with β > 0 needs the real θ at which the KL reward is frozen")
-        log_ratio = token_policy(tmdp, θ, features=features)[1] - _reference_log_policy(tmdp, theta_ref, features)
+        log_ratio = (token_policy(tmdp, θ, features=features)[1]
+                     - _reference_log_policy(tmdp, theta_ref, features))
         R[:n] -= beta * log_ratio
     P = np.zeros((n + 1, n_vocab, n + 1))
     k, a = np.nonzero(np.ones((n, n_vocab), dtype=bool))

@@ -192,14 +192,16 @@ def token_features(tmdp: TokenMDP, kinds=("bigram", "position", "prompt")) -> np
     if isinstance(kinds, str) or len(kinds) == 0:
         raise TypeError(f"kinds must be a non-empty sequence of 'bigram', 'position', 'prompt', got {kinds!r}")
     last = np.array([y[-1] if y else tmdp.prompts[i][-1] for i, y in tmdp.prefixes], dtype=np.intp)
-    keys = {"bigram": (last, n_vocab), "position": (tmdp.depth, tmdp.max_len), "prompt": (tmdp.prompt_of, tmdp.n_prompts)}
+    keys = {"bigram": (last, n_vocab), "position": (tmdp.depth, tmdp.max_len),
+            "prompt": (tmdp.prompt_of, tmdp.n_prompts)}
     blocks = []
     for kind in kinds:
         if kind not in keys:
             raise ValueError(f"unknown feature kind {kind!r}; choose among 'bigram', 'position', 'prompt'")
         key, size = keys[kind]
         block = np.zeros((n, n_vocab, size, n_vocab))
-        block[np.arange(n)[:, None], np.arange(n_vocab)[None, :], key[:, None], np.arange(n_vocab)[None, :]] = 1.0
+        block[np.arange(n)[:, None], np.arange(n_vocab)[None, :], key[:, None],
+              np.arange(n_vocab)[None, :]] = 1.0
         blocks.append(block.reshape(n, n_vocab, size * n_vocab))
     return np.concatenate(blocks, axis=2)
 

@@ -102,7 +102,8 @@ def _groups(st: llm_loss.Setting, kind: str, rng: np.random.Generator) -> tuple[
         return tk.sample_groups(st.tmdp, st.θ, group_size=4, rng=rng, features=φ), 4
     G = 8 if st.name == "toy" else 4
     for _ in range(200):
-        b = tk.sample_groups(st.tmdp, st.θ, group_size=G, rng=rng, prompt_ids=np.tile(np.arange(P), 2), features=φ)
+        b = tk.sample_groups(st.tmdp, st.θ, group_size=G, rng=rng,
+                             prompt_ids=np.tile(np.arange(P), 2), features=φ)
         sd = b.rewards.reshape(-1, G).std(axis=1)
         if np.unique(np.round(sd[sd > 0], 9)).size >= 3:
             return b, G
@@ -113,7 +114,8 @@ def _away(st: llm_loss.Setting, batch: tk.TokenBatch, A: np.ndarray) -> np.ndarr
     """θ after three normalised ascent steps on the batch's clipped surrogate (ratios leave [1-ε, 1+ε])."""
     θ = np.array(st.θ, dtype=float)
     for _ in range(3):
-        g = ppo.clipped_surrogate_gradient(st.tmdp, θ, st.θ, batch, A, cliprange=CLIP, features=st.features).mean(axis=0)
+        g = ppo.clipped_surrogate_gradient(st.tmdp, θ, st.θ, batch, A, cliprange=CLIP,
+                                           features=st.features).mean(axis=0)
         θ = θ + 0.6 * g / np.linalg.norm(g)
     return θ
 
@@ -129,8 +131,8 @@ def _stale(st: llm_loss.Setting, batch: tk.TokenBatch, A: np.ndarray) -> np.ndar
     raise RuntimeError("no stale θ with a dual-clipped token in 100 draws")  # pragma: no cover
 
 
-def scenario(setting: str, kind: str = "ppo", *, beta: float = 0.0, lam: float = 0.95, away: bool | str = False,
-             seed: int = 0, enumerate_all: bool = False) -> Scenario:
+def scenario(setting: str, kind: str = "ppo", *, beta: float = 0.0, lam: float = 0.95,
+             away: bool | str = False, seed: int = 0, enumerate_all: bool = False) -> Scenario:
     r"""A batch in the trainer layout: ``setting`` of :func:`pgnotes.llm_loss.setting`, ``kind`` ppo or grpo.
 
     The batch is drawn from ``θ_old`` (the setting's ``θ``) with ``default_rng(seed)``;
