@@ -22,7 +22,10 @@ The modules follow the book's table of contents:
                            tree, features, policy), ``tokens.tasks`` (verifiers, examples),
                            ``tokens.exact`` (values, ``J``, ``∇J``, KL, the tabular bridge),
                            ``tokens.batches`` (enumeration, sampling, scores, batch helpers)
-:mod:`pgnotes.groups`      group advantages (REINFORCE, RLOO, GRPO) and their exact expectations
+:mod:`pgnotes.groups`      group advantages (REINFORCE, RLOO, GRPO, DAPO's dynamic sampling),
+                           their exact expectations and exact variances
+:mod:`pgnotes.kl`          the KL estimators k1, k2, k3 and the exact expected gradient of
+                           each placement (reward or loss, on- or off-policy)
 :mod:`pgnotes.ppo`         token-level PPO: KL rewards, GAE, clipped surrogate, critic fitting
 :mod:`pgnotes.llm_loss`    the lab's settings; a reference LLM policy-gradient loss, its
                            aggregation choices and its named mistakes
@@ -60,7 +63,7 @@ The rule for every public function, with no exception.
    language-model loss with its named mistakes in ``llm_loss``.
 """
 
-from . import (envs, estimators, exact, finite, groups, llm_loss, paths, plots, policy, ppo, reference,
+from . import (envs, estimators, exact, finite, groups, kl, llm_loss, paths, plots, policy, ppo, reference,
                tokens, trajectories, verify)
 from .mdp import TabularMDP
 from .policy import softmax_policy
@@ -78,6 +81,7 @@ __all__ = [
     "exact",
     "finite",
     "groups",
+    "kl",
     "llm_loss",
     "paths",
     "plots",

@@ -169,3 +169,95 @@ def test_bad_inputs():
         pg.groups.group_estimator_expectation(tmdp, θ, 2, MEAN, sequence_weight=lambda b: np.ones(3))
     with pytest.raises(TypeError, match="TokenMDP"):
         pg.groups.group_estimator_expectation(pg.envs.two_state_mdp(0.9), θ, 2, MEAN)
+
+
+# ---- exact variances (book: 14_kl_and_variance, klv-variance) ----------------------------------
+
+@pytest.mark.parametrize("param", [None, "loglinear"])
+@pytest.mark.parametrize("G", [1, 2, 3])
+@pytest.mark.parametrize("fn,seq,ds", [(MEAN, None, False), (GRPO, None, False), (GRPO1, INV_LEN, False),
+                                       (LOO, INV_LEN, False), (MEAN, None, True), (GRPO, INV_LEN, True)])
+def test_variance_against_every_tuple_of_completions(param, G, fn, seq, ds):
+    """Cov of (1/G) Σ_i A_i c(y_i) ∇log π(y_i|x) summed over all G-tuples of completions, per prompt."""
+    if G == 1 and (fn is not MEAN or ds):
+        pytest.skip("G = 1: only the plain baseline-free case is defined")
+    fn = (lambda r: r) if G == 1 else fn
+    tmdp, θ, φ = _tiny(param)
+    c = tk.completions(tmdp, θ, features=φ)
+    S = tk.score_sum(tmdp, θ, c, features=φ).reshape(c.n, -1)
+    cw = np.ones(c.n) if seq is None else seq(c)
+    D = np.random.default_rng(2).standard_normal((3,) + θ.shape)
+    kw = dict(sequence_weight=seq, features=φ, dynamic_sampling=ds)
+    trace = pg.groups.group_estimator_variance(tmdp, θ, G, fn, **kw)
+    along = pg.groups.group_estimator_variance(tmdp, θ, G, fn, directions=D, **kw)
+    mean = pg.groups.group_estimator_expectation(tmdp, θ, G, fn, per_prompt=True, **kw)
+    for x in range(tmdp.n_prompts):
+        rows = np.flatnonzero(c.prompt_ids == x)
+        tup = np.array(list(itertools.product(rows, repeat=G)))
+        prob = np.prod(c.prob[tup], axis=1)
+        r = c.rewards[tup]
+        if ds:  # dynamic sampling: keep the groups whose rewards differ, renormalise
+            prob = prob * (r.max(axis=1) > r.min(axis=1))
+            if prob.sum() == 0:
+                assert trace[x] == 0 and np.all(mean[x] == 0)
+                continue
+            prob = prob / prob.sum()
+        est = np.einsum("ng,ng,ngd->nd", fn(r), cw[tup], S[tup]) / G
+        mu = prob @ est
+        cov = np.einsum("n,nd,ne->de", prob, est - mu, est - mu)
+        assert np.allclose(mean[x].ravel(), mu, atol=1e-12)
+        assert np.isclose(trace[x], np.trace(cov), rtol=1e-9, atol=1e-13)
+        Dm = D.reshape(3, -1)
+        assert np.allclose(along[x], np.einsum("jd,de,je->j", Dm, cov, Dm), rtol=1e-9, atol=1e-13)
+
+
+def test_variance_against_monte_carlo_several_seeds():
+    tmdp = tk.toy_mdp("sum")
+    φ = tk.token_features(tmdp)
+    θ = np.random.default_rng(5).standard_normal(φ.shape[2])
+    G, M = 4, 20_000
+    D = np.random.default_rng(1).standard_normal((3, θ.size))
+    for fn, ds in [(MEAN, False), (GRPO, True)]:
+        exact = pg.groups.group_estimator_variance(tmdp, θ, G, fn, directions=D, features=φ, dynamic_sampling=ds)
+        for seed in (7, 8):
+            b = tk.sample_groups(tmdp, θ, group_size=G, rng=np.random.default_rng(seed),
+                                 prompt_ids=np.repeat(np.arange(3), M), features=φ)
+            r = b.rewards.reshape(-1, G)
+            S = tk.score_sum(tmdp, θ, b, fn(r).ravel()[:, None] * b.mask, features=φ)
+            g = S.reshape(-1, G, θ.size).mean(axis=1) @ D.T
+            keep = (r.max(axis=1) > r.min(axis=1)) if ds else np.ones(len(r), bool)
+            for x in range(3):
+                proj = g[(b.prompt_ids[::G] == x) & keep]
+                # the sample variance's standard error: sqrt((m4 − σ⁴)/n)
+                dev = proj - proj.mean(axis=0)
+                se = np.sqrt(((dev**4).mean(axis=0) - dev.var(axis=0) ** 2) / len(proj))
+                assert np.abs((dev.var(axis=0) - exact[x]) / se).max() < 4.0
+
+
+def test_variance_identities():
+    tmdp = tk.toy_mdp("sum")
+    θ = np.random.default_rng(4).standard_normal((tmdp.n_prefixes, 4))
+    for G in (2, 5):
+        v_mean = pg.groups.group_estimator_variance(tmdp, θ, G, MEAN)
+        v_loo = pg.groups.group_estimator_variance(tmdp, θ, G, LOO)
+        assert np.allclose(v_loo, (G / (G - 1)) ** 2 * v_mean, rtol=1e-12)  # RLOO = G/(G−1) × mean baseline
+        # 0/1 rewards: dynamic sampling with the mean baseline rescales the mean by 1/(1 − p^G − (1−p)^G)
+        p = tk.evaluate(tmdp, θ).reward
+        ds = pg.groups.group_estimator_expectation(tmdp, θ, G, MEAN, dynamic_sampling=True, per_prompt=True)
+        plain = pg.groups.group_estimator_expectation(tmdp, θ, G, MEAN, per_prompt=True)
+        assert np.allclose(ds, plain / (1 - p**G - (1 - p) ** G)[:, None, None], rtol=1e-12)
+    m, s, c = pg.groups.group_advantage_moments([[0.3, 0.7]], [0.0, 1.0], 4, GRPO)
+    assert np.allclose(m, pg.groups.group_advantage_given_reward([[0.3, 0.7]], [0.0, 1.0], 4, GRPO))
+    assert np.all(s >= m**2 - 1e-15) and np.allclose(c, np.swapaxes(c, -1, -2))
+    assert np.array_equal(pg.groups.group_advantage_moments([0.5, 0.5], [0.0, 1.0], 1, lambda r: r)[2], np.zeros((2, 2)))
+
+
+def test_variance_bad_inputs():
+    tmdp = tk.toy_mdp("sum")
+    θ = np.zeros((tmdp.n_prefixes, 4))
+    with pytest.raises(ValueError, match="directions"):
+        pg.groups.group_estimator_variance(tmdp, θ, 2, MEAN, directions=np.ones((2, 3)))
+    with pytest.raises(TypeError, match="callable"):
+        pg.groups.drop_equal_groups("mean")
+    with pytest.raises(ValueError, match="MAX_GROUP_CONFIGURATIONS"):
+        pg.groups.group_advantage_moments(np.full(12, 1 / 12), np.arange(12.0), 40, MEAN)
