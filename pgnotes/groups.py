@@ -231,7 +231,7 @@ def group_estimator_expectation(
     dynamic_sampling : bool, DAPO's dynamic sampling: each prompt's group is redrawn until its
         rewards are not all equal, so the expectation is conditional on that event ``E``,
         :math:`E[\hat g(x) 1_E]/P(E \mid x)`, with :math:`P(E \mid x) = 1 - \sum_k q_k^G`
-        (a prompt with :math:`P(E|x) = 0` contributes 0). Book: ``klv-variance``.
+        (a prompt with :math:`P(E|x) = 0` contributes 0). Book: the KL estimators, ``klv-variance``.
     per_prompt : bool, return shape ``(n_prompts,) + θ.shape`` instead of ``θ.shape``.
 
     Raises
@@ -274,7 +274,7 @@ def drop_equal_groups(advantage_fn):
 
     Multiplying the advantages of a discarded group by 0 gives :math:`E[\hat g\, 1_E]`; dividing by
     :math:`P(E|x)` (the ``dynamic_sampling`` option of :func:`group_estimator_expectation` and
-    :func:`group_estimator_variance`) conditions on the group being kept. Book: ``klv-variance``.
+    :func:`group_estimator_variance`) conditions on the group being kept. Book: the KL estimators, ``klv-variance``.
 
     Examples
     --------
@@ -305,7 +305,7 @@ def group_advantage_moments(q, values, group_size: int, advantage_fn):
 
     each a sum over the multinomial counts of the other rewards (``G - 1`` of them for ``m, s``,
     ``G - 2`` for ``c``; ``c = 0`` when ``G = 1``). ``m`` is :func:`group_advantage_given_reward`.
-    Book: ``klv-variance``.
+    Book: the KL estimators, ``klv-variance``.
 
     Returns
     -------
@@ -349,7 +349,7 @@ def group_estimator_variance(
     with ``m, s, c`` from :func:`group_advantage_moments`. With ``directions`` (rows ``d_j``) the
     same sums with :math:`u` replaced by :math:`d_j \cdot u` give :math:`\mathrm{Var}(d_j\cdot\hat g)`.
     With ``dynamic_sampling`` both moments are conditional on the group being kept, as in
-    :func:`group_estimator_expectation`. Book: ``klv-variance``.
+    :func:`group_estimator_expectation`. Book: the KL estimators, ``klv-variance``.
 
     Parameters
     ----------

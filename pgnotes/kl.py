@@ -6,7 +6,7 @@ per-token *estimator* of the log-ratio :math:`\ell_t = \log π_θ(y_t|s_t) - \lo
 reward (a constant for the optimiser, its effect through the score function) or in the loss
 (differentiated through ``ℓ``), with samples from ``π_θ`` (on-policy) or from ``π_old``
 (off-policy). This module computes the exact expectation of each combination by enumerating
-every completion, to compare it with :math:`∇_θ\,\mathrm{KL}`. Book: ``klv-estimators``,
+every completion, to compare it with :math:`∇_θ\,\mathrm{KL}`. Book: the KL estimators, ``klv-estimators``,
 ``klv-matrix``.
 """
 
@@ -48,7 +48,7 @@ def kl_estimate(log_ratio, estimator: str = "k1", *, derivative: bool = False) -
     and with ``derivative=True`` :math:`\partial k/\partial \log π_θ`: ``1``, ``ℓ``,
     ``1 - e^{-ℓ}``. Under :math:`y_t ∼ π_θ(\cdot|s_t)` k1 and k3 are unbiased for the per-state
     :math:`\mathrm{KL}(π_θ(\cdot|s_t) \| π_{ref}(\cdot|s_t))`, k3 is non-negative, and k2 is
-    biased (its mean is :math:`\tfrac12 E[\ell^2]`). Book: ``klv-estimators``.
+    biased (its mean is :math:`\tfrac12 E[\ell^2]`). Book: the KL estimators, ``klv-estimators``.
 
     Examples
     --------
@@ -66,7 +66,7 @@ def kl_true_gradient(tmdp, θ, θ_ref, *, features=None) -> np.ndarray:
     r""":math:`∇_θ\, E_{x∼ρ} \mathrm{KL}(π_θ(\cdot|x) \| π_{ref}(\cdot|x))`, exactly.
 
     It is :math:`∇J_0 - ∇J_1` with :func:`~pgnotes.tokens.policy_gradient` at ``β = 0`` and
-    ``β = 1`` (the KL reward is the only difference). Book: ``klv-matrix``.
+    ``β = 1`` (the KL reward is the only difference). Book: the KL estimators, ``klv-matrix``.
     """
     return (policy_gradient(tmdp, θ, features=features)
             - policy_gradient(tmdp, θ, beta=1.0, theta_ref=θ_ref, features=features))
@@ -89,7 +89,7 @@ def kl_gradient(tmdp, θ, θ_ref, *, estimator: str = "k1", where: str = "reward
 
     with :math:`\ell^{s}` the log-ratio of the sampler (the reward is computed at rollout time and
     frozen), :math:`w_t = ρ_t` (``importance="token"``) or 1 (``"on"``, ``"none"``), so that
-    :math:`∇(w_t k_t) = w_t\,(k_t\,[w = ρ] + k'_t)\,∇\log π_θ(y_t|s_t)`. Book: ``klv-matrix``.
+    :math:`∇(w_t k_t) = w_t\,(k_t\,[w = ρ] + k'_t)\,∇\log π_θ(y_t|s_t)`. Book: the KL estimators, ``klv-matrix``.
 
     Parameters
     ----------
@@ -141,7 +141,7 @@ def kl_gradient_matrix(tmdp, θ, θ_ref, *, theta_old, features=None) -> dict:
 
     Rows :data:`ESTIMATORS`, columns :data:`PLACEMENTS`, each cell :func:`kl_gradient`; the key
     ``"true"`` holds :func:`kl_true_gradient` and ``"kl"`` the value
-    :math:`E_x\,\mathrm{KL}(π_θ\|π_{ref})`. Book: ``klv-matrix``.
+    :math:`E_x\,\mathrm{KL}(π_θ\|π_{ref})`. Book: the KL estimators, ``klv-matrix``.
     """
     out = {(e, w, i): kl_gradient(tmdp, θ, θ_ref, estimator=e, where=w, importance=i, theta_old=theta_old,
                                   features=features)
