@@ -1,9 +1,10 @@
-r"""Group-relative estimators on token MDPs: REINFORCE, RLOO and GRPO advantages, exact expectations.
+r"""Group-relative estimators on token MDPs: REINFORCE, RLOO and GRPO advantages, exact expectations and variances.
 
 A group is ``G`` completions of one prompt. This module computes group advantages the way
 GRPO, Dr. GRPO and RLOO do, and the exact expectation of the resulting gradient estimators on
-a :class:`~pgnotes.tokens.TokenMDP`, so that each can be compared with the exact ``∇J``.
-Book: language models I, ``lm-groups`` and ``lm-grpo``.
+a :class:`~pgnotes.tokens.TokenMDP`, so that each can be compared with the exact ``∇J``, and
+their exact variances, with or without DAPO's dynamic sampling.
+Book: language models I, ``lm-groups`` and ``lm-grpo``; the KL estimators, ``klv-variance``.
 """
 
 from __future__ import annotations
