@@ -5,7 +5,7 @@ per-token *estimator* of the log-ratio :math:`\ell_t = \log π_θ(y_t|s_t) - \lo
 (Schulman 2020): ``k1 = ℓ``, ``k2 = ℓ²/2``, ``k3 = e^{-ℓ} - 1 + ℓ``, *placed* either in the
 reward (a constant for the optimiser, its effect through the score function) or in the loss
 (differentiated through ``ℓ``), with samples from ``π_θ`` (on-policy) or from ``π_old``
-(off-policy). This module computes the exact expectation of each combination by enumerating
+(off-policy, with a per-token ratio, none, or the whole sequence's ratio). This module computes the exact expectation of each combination by enumerating
 every completion, to compare it with :math:`∇_θ\,\mathrm{KL}`. Book: the KL estimators, ``klv-estimators``,
 ``klv-matrix``.
 """
@@ -26,9 +26,11 @@ ESTIMATORS = ("k1", "k2", "k3")
 #: The placements of the KL matrix (``klv-matrix``): ``(where, importance)`` pairs.
 #: ``where`` is ``"reward"`` (stop-gradient, through the score) or ``"loss"`` (differentiated);
 #: ``importance`` is ``"on"`` (samples from π_θ), ``"token"`` (samples from π_old, the per-token
-#: ratio π_θ/π_old as PPO applies it) or ``"none"`` (samples from π_old, no ratio: GRPO's and
-#: verl's ``use_kl_loss`` at θ ≠ θ_old).
-PLACEMENTS = (("reward", "on"), ("loss", "on"), ("reward", "token"), ("loss", "token"), ("loss", "none"))
+#: ratio π_θ/π_old as PPO applies it), ``"none"`` (samples from π_old, no ratio: GRPO's and
+#: verl's ``use_kl_loss`` at θ ≠ θ_old) or ``"sequence"`` (samples from π_old, the whole
+#: sequence's ratio, differentiated with the estimate: Tang & Munos' correct loss).
+PLACEMENTS = (("reward", "on"), ("loss", "on"), ("reward", "token"), ("loss", "token"), ("loss", "none"),
+              ("loss", "sequence"))
 
 
 def _check_estimator(estimator) -> str:
@@ -89,14 +91,20 @@ def kl_gradient(tmdp, θ, θ_ref, *, estimator: str = "k1", where: str = "reward
 
     with :math:`\ell^{s}` the log-ratio of the sampler (the reward is computed at rollout time and
     frozen), :math:`w_t = ρ_t` (``importance="token"``) or 1 (``"on"``, ``"none"``), so that
-    :math:`∇(w_t k_t) = w_t\,(k_t\,[w = ρ] + k'_t)\,∇\log π_θ(y_t|s_t)`. Book: the KL estimators, ``klv-matrix``.
+    :math:`∇(w_t k_t) = w_t\,(k_t\,[w = ρ] + k'_t)\,∇\log π_θ(y_t|s_t)`. With
+    ``importance="sequence"`` the loss is :math:`W(y) \sum_t k(\ell_t(θ))` with the sequence ratio
+    :math:`W(y) = π_θ(y|x)/π_{old}(y|x)`, differentiated in full: its gradient is
+    :math:`W \sum_t (K + k'_t)\,∇\log π_θ(y_t|s_t)` with :math:`K = \sum_{t'} k_{t'}`, and its
+    expectation is :math:`∇_θ E_{π_θ}[\sum_t k_t]`, which is :math:`∇\mathrm{KL}` for k1 and k3.
+    Book: the KL estimators, ``klv-matrix``.
 
     Parameters
     ----------
     tmdp, θ, θ_ref, features : the token MDP, the policy, the reference (real arrays).
     estimator : ``"k1"``, ``"k2"`` or ``"k3"`` (:func:`kl_estimate`).
     where : ``"reward"`` or ``"loss"``.
-    importance : ``"on"``, ``"token"`` or ``"none"`` (``"none"`` only with ``where="loss"``).
+    importance : ``"on"``, ``"token"``, ``"none"`` or ``"sequence"`` (the last two only with
+        ``where="loss"``).
     theta_old : the sampler's parameters; required unless ``importance="on"``.
 
     Returns
@@ -107,9 +115,9 @@ def kl_gradient(tmdp, θ, θ_ref, *, estimator: str = "k1", where: str = "reward
     estimator = _check_estimator(estimator)
     if where not in ("reward", "loss"):
         raise ValueError(f"where must be 'reward' or 'loss', got {where!r}")
-    if importance not in ("on", "token", "none"):
-        raise ValueError(f"importance must be 'on', 'token' or 'none', got {importance!r}")
-    if where == "reward" and importance == "none":
+    if importance not in ("on", "token", "none", "sequence"):
+        raise ValueError(f"importance must be 'on', 'token', 'none' or 'sequence', got {importance!r}")
+    if where == "reward" and importance in ("none", "sequence"):
         raise ValueError("a KL in the reward off-policy goes through PPO's ratio: use importance='token'")
     if θ_ref is None:
         raise ValueError("kl_gradient needs the reference parameters θ_ref")
@@ -131,7 +139,14 @@ def kl_gradient(tmdp, θ, θ_ref, *, estimator: str = "k1", where: str = "reward
     else:
         ℓ = lp - lp_ref
         dk = kl_estimate(ℓ, estimator, derivative=True)
-        w = ρ * (dk + kl_estimate(ℓ, estimator)) if importance == "token" else dk
+        if importance == "token":
+            w = ρ * (dk + kl_estimate(ℓ, estimator))
+        elif importance == "sequence":
+            K = np.where(c.mask, kl_estimate(ℓ, estimator), 0.0).sum(axis=1, keepdims=True)
+            W = np.exp((lp - lp_s).sum(axis=1, keepdims=True))
+            w = W * (K + dk)
+        else:
+            w = dk
         w = np.where(c.mask, w, 0.0)
     return np.tensordot(p, score_sum(tmdp, θ, c, w, features=features), axes=1)
 

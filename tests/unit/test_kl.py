@@ -67,9 +67,28 @@ def test_matrix_cells_against_the_tree(loglinear):
     assert pg.reference.relative_error(M["k1", "reward", "on"], M["true"]) < 1e-12
     assert np.abs(M["k1", "loss", "on"]).max() < 1e-13
     assert np.allclose(M["k1", "loss", "token"], M["k3", "loss", "token"], atol=1e-13)
+    # the sequence-weighted loss, differentiated in full, is ∇ E_θ[Σ_t k_t]: ∇KL for k1 and k3
+    for e in ("k1", "k3"):
+        assert pg.reference.relative_error(M[e, "loss", "sequence"], M["true"]) < 1e-12
     # the others are biased on this case
     for key in [("k2", "reward", "on"), ("k3", "reward", "on"), ("k2", "loss", "on"), ("k3", "loss", "on")]:
         assert pg.reference.relative_error(M[key], M["true"]) > 0.05
+
+
+def test_sequence_loss_is_the_gradient_of_the_estimate_by_complex_step():
+    tmdp, θ, θ_ref, θ_old, _ = _case(6)
+    c = tk.completions(tmdp)  # the tree only; probabilities come from log π below
+
+    def value(z, e):  # E_{π_z}[Σ_t k_t(z)], analytic in z
+        lp = tk.token_log_probs(tmdp, z, c)
+        k = {"k1": lambda u: u, "k2": lambda u: u**2 / 2, "k3": lambda u: np.exp(-u) - 1 + u}[e]
+        u = (lp - tk.token_log_probs(tmdp, θ_ref, c)) * c.mask
+        return (tmdp.rho[c.prompt_ids] * np.exp(lp.sum(axis=1))) @ (k(u) * c.mask).sum(axis=1)
+
+    for e in kl.ESTIMATORS:
+        cs = pg.reference.complex_step_gradient(lambda z: value(z, e), θ)
+        got = kl.kl_gradient(tmdp, θ, θ_ref, estimator=e, where="loss", importance="sequence", theta_old=θ_old)
+        assert pg.reference.relative_error(got, cs) < 1e-10
 
 
 def test_on_policy_at_theta_old_equals_theta():
@@ -94,9 +113,12 @@ def test_reward_and_loss_against_monte_carlo(e):
     k_old = kl.kl_estimate(lp_old - lp_ref, e) * b.mask
     w_reward = ρ * np.cumsum(k_old[:, ::-1], axis=1)[:, ::-1]
     w_loss = ρ * (kl.kl_estimate(lp - lp_ref, e) + kl.kl_estimate(lp - lp_ref, e, derivative=True))
+    K = (kl.kl_estimate(lp - lp_ref, e) * b.mask).sum(axis=1, keepdims=True)
+    W = np.exp((lp - lp_old).sum(axis=1, keepdims=True))
+    w_seq = W * (K + kl.kl_estimate(lp - lp_ref, e, derivative=True))
     D = np.random.default_rng(5).standard_normal((4, θ.size))
-    for where, w in [("reward", w_reward), ("loss", w_loss)]:
-        exact = kl.kl_gradient(tmdp, θ, θ_ref, estimator=e, where=where, importance="token", theta_old=θ_old,
+    for where, imp, w in [("reward", "token", w_reward), ("loss", "token", w_loss), ("loss", "sequence", w_seq)]:
+        exact = kl.kl_gradient(tmdp, θ, θ_ref, estimator=e, where=where, importance=imp, theta_old=θ_old,
                                features=φ)
         mean, se = pg.estimators.mean_and_stderr(tk.score_sum(tmdp, θ, b, w * b.mask, features=φ) @ D.T)
         assert np.abs((mean - D @ exact) / se).max() < 4.0
@@ -109,11 +131,12 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="where"):
         kl.kl_gradient(tmdp, θ, θ_ref, where="critic")
     with pytest.raises(ValueError, match="importance"):
-        kl.kl_gradient(tmdp, θ, θ_ref, importance="sequence")
+        kl.kl_gradient(tmdp, θ, θ_ref, importance="full")
     with pytest.raises(ValueError, match="theta_old"):
         kl.kl_gradient(tmdp, θ, θ_ref, importance="token")
-    with pytest.raises(ValueError, match="importance='token'"):
-        kl.kl_gradient(tmdp, θ, θ_ref, where="reward", importance="none", theta_old=θ_old)
+    for imp in ("none", "sequence"):
+        with pytest.raises(ValueError, match="importance='token'"):
+            kl.kl_gradient(tmdp, θ, θ_ref, where="reward", importance=imp, theta_old=θ_old)
     with pytest.raises(ValueError, match="θ_ref"):
         kl.kl_gradient(tmdp, θ, None)
     with pytest.raises(TypeError):
