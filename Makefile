@@ -10,7 +10,12 @@ NBVAL      := --nbval --nbval-current-env --nbval-sanitize-with=book/sanitize.cf
 # imports an optional dependency at import time: Gymnasium is imported inside from_gymnasium).
 UNIT       := tests/unit tests/book --doctest-modules pgnotes
 
-.PHONY: install book test unit nbval repro site-test mutants benchmarks verify-bench lab run clean
+# The two editions: Sphinx on the configuration `jupyter-book config sphinx` writes (conf.py,
+# not committed), because `jupyter-book build` cannot pass `-D language` (jupyter-book #1791).
+SPHINXOPTS ?= -q --keep-going
+EDITIONS   := -D pgnotes_editions=1
+
+.PHONY: install book test unit nbval repro site-test mutants benchmarks verify-bench lab run clean po site-metrics
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,14 +25,28 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the pinned requirements and pgnotes
 
-book: install  ## build the static site into _build/html
-	$(BIN)/jupyter-book build . --keep-going
+conf.py: _config.yml _toc.yml $(STAMP)
+	$(BIN)/jupyter-book config sphinx . > /dev/null
+	printf '%s\n' '' 'import os, sys' 'sys.path.insert(0, os.path.abspath("_ext"))  # local_extensions' >> conf.py
 
-test: install  ## unit tests and doctests, nbval over book/ three times (repro), a strict build (-W -n), the browser test
+book: install conf.py  ## build both editions: _build/html/en, _build/html/zh, and _build/html/index.html
+	$(BIN)/sphinx-build -b html $(EDITIONS) $(SPHINXOPTS) -d _build/doctrees/en . _build/html/en
+	$(BIN)/sphinx-build -b html $(EDITIONS) -D language=zh_CN $(SPHINXOPTS) -d _build/doctrees/zh . _build/html/zh
+	cp _ext/editions_index.html _build/html/index.html
+	@# what no page loads: myst-nb's executed copies (the pages embed their outputs), the
+	@# theme's source maps (developer tools only) and its translation catalogues (build input)
+	rm -rf _build/html/jupyter_execute _build/html/*/_static/locales
+	find _build/html -name '*.js.map' -delete
+
+po: install conf.py  ## after the English prose changed: regenerate the .pot files and update locales/zh_CN/**.po
+	$(BIN)/sphinx-build -b gettext $(SPHINXOPTS) -d _build/doctrees/gettext . _build/gettext
+	$(BIN)/sphinx-intl update -p _build/gettext -l zh_CN -d locales
+
+test: install  ## unit tests, doctests and the translation tests, nbval over book/ three times (repro), a strict build of both editions (-W -n), the browser test
 	$(BIN)/python -m pytest $(UNIT) -q
 	$(MAKE) --no-print-directory repro
 	rm -rf _build/html
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(MAKE) --no-print-directory book SPHINXOPTS="-q -W -n --keep-going"
 	$(BIN)/python -m pytest tests/site -q
 
 repro: install  ## nbval three times in a row: 1, 2, 1 BLAS threads, each with a random PYTHONHASHSEED
@@ -63,5 +82,8 @@ run: install  ## re-execute one notebook in place: make run NB=book/01_derivatio
 	cd $(dir $(NB)) && ../$(BIN)/jupyter execute --inplace $(notdir $(NB))
 	$(BIN)/python dev/clean_notebook.py $(NB)
 
+site-metrics: install  ## the site's size and the load-to-typeset time of its heaviest page (after make book)
+	$(BIN)/python dev/site_metrics.py
+
 clean:
-	rm -rf _build
+	rm -rf _build conf.py

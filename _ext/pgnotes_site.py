@@ -1,0 +1,108 @@
+"""The two editions of the site: language switch, Chinese interface, search, light MathJax.
+
+A local Sphinx extension (``sphinx.local_extensions`` in ``_config.yml``). It reads the
+build's ``language`` (``-D language=zh_CN`` for the Chinese edition, see the Makefile) and
+
+- links every page to the same page of the other edition (``pgnotes_editions = 1``, set
+  by the Makefile, which builds ``_build/html/en`` and ``_build/html/zh`` side by side);
+- overrides the theme strings that ``language`` does not translate (``search_bar_text``)
+  and the title;
+- in Chinese, indexes with jieba and the glossary's terms as a user dictionary, and splits
+  a query of joined words against the index's own terms (``static/pgnotes_zh_search.js``);
+- ships only the MathJax the pages use (``tex-chtml.js``, its woff fonts, the TeX
+  extensions it can autoload: about 1.4 MB instead of the 24 MB tree of
+  sphinx-mathjax-offline), once, in ``<outdir>/../_mathjax``, shared by both editions.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+GLOSSARY = ROOT / "locales" / "zh_CN" / "glossary.tsv"
+TITLES = {"zh": "pgnotes：策略梯度定理，可执行", "en": None}
+SEARCH_BAR = {"zh": "在本书中搜索……", "en": "Search this book…"}
+OTHER = {"en": ("zh", "中文", "zh-CN", "阅读本页的中文版"),
+         "zh": ("en", "English", "en", "Read this page in English")}
+#: What a page of the book loads from MathJax (checked by loading every page in Chromium,
+#: see dev/site_metrics.py): the combined component, its fonts, and TeX extensions that
+#: the autoload extension may fetch on a macro (all of them: 0.55 MB).
+MATHJAX_PARTS = ("tex-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions")
+
+
+def edition(config) -> str:
+    return "zh" if (config.language or "en").lower().startswith("zh") else "en"
+
+
+def mathjax_source() -> pathlib.Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("sphinx-mathjax-offline is not installed: run `make install`")
+    return pathlib.Path(spec.origin).parent / "static" / "mathjax"
+
+
+def glossary_terms() -> list[tuple[str, str, str]]:
+    """The glossary rows ``(english, chinese, note)``; blank lines and ``#`` lines skipped."""
+    rows = []
+    for line in GLOSSARY.read_text(encoding="utf-8").splitlines()[1:]:
+        if line.strip() and not line.startswith("#"):
+            cells = line.split("\t")
+            rows.append((cells[0], cells[1], cells[2] if len(cells) > 2 else ""))
+    return rows
+
+
+def config_inited(app, config):
+    lang = edition(config)
+    options = dict(config.html_theme_options or {})
+    options["search_bar_text"] = SEARCH_BAR[lang]
+    config.html_theme_options = options
+    if TITLES[lang]:
+        config.html_title = TITLES[lang]
+    config.html_static_path = [*config.html_static_path, str(HERE / "static")]
+    # relative to _static: <outdir>/../_mathjax, one copy for both editions
+    config.mathjax_path = "../../_mathjax/tex-chtml.js"
+    if lang == "zh":
+        # the glossary's terms as jieba's user dictionary: 占用度量 is indexed as one word
+        words = pathlib.Path(app.doctreedir) / "jieba_userdict.txt"
+        words.parent.mkdir(parents=True, exist_ok=True)
+        words.write_text("".join(f"{zh} 50 n\n" for _, zh, _ in glossary_terms()
+                                 if zh and " " not in zh), encoding="utf-8")
+        config.html_search_options = {**(config.html_search_options or {}), "dict": str(words)}
+
+
+def page_context(app, pagename, templatename, context, doctree):
+    lang = edition(app.config)
+    if lang == "zh" and pagename == "search":
+        app.add_js_file("pgnotes_zh_search.js", priority=100)
+    if app.config.pgnotes_editions in ("", "0") or "body" not in context:
+        return
+    other, label, hreflang, title = OTHER[lang]
+    href = "../" * (pagename.count("/") + 1) + f"{other}/{pagename}.html"
+    switch = (f'<p class="pgnotes-language-switch"><a href="{href}" hreflang="{hreflang}" '
+              f'lang="{hreflang}" title="{title}">{label}</a></p>\n')
+    context["body"] = switch + context["body"]
+
+
+def build_finished(app, exc):
+    if exc is not None or app.builder.format != "html":
+        return
+    source, target = mathjax_source(), pathlib.Path(app.outdir).parent / "_mathjax"
+    for part in MATHJAX_PARTS:
+        src, dst = source / part, target / part
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dst)
+
+
+def setup(app):
+    app.add_config_value("pgnotes_editions", "", "html", [str])  # "1" from the Makefile
+    app.connect("config-inited", config_inited)
+    app.connect("html-page-context", page_context)
+    app.connect("build-finished", build_finished)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
