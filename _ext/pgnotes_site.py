@@ -9,6 +9,7 @@ build's ``language`` (``-D language=zh_CN`` for the Chinese edition, see the Mak
   and the title;
 - in Chinese, indexes with jieba and the glossary's terms as a user dictionary, and splits
   a query of joined words against the index's own terms (``static/pgnotes_zh_search.js``);
+- keeps cell outputs out of the translation (only markdown cells are translated);
 - ships only the MathJax the pages use (``tex-chtml.js``, its woff fonts, the TeX
   extensions it can autoload: about 1.4 MB instead of the 24 MB tree of
   sphinx-mathjax-offline), once, in ``<outdir>/../_mathjax``, shared by both editions.
@@ -18,6 +19,9 @@ from __future__ import annotations
 
 import pathlib
 import shutil
+
+from docutils import nodes
+from sphinx.transforms import SphinxTransform
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -74,6 +78,23 @@ def config_inited(app, config):
         config.html_search_options = {**(config.html_search_options or {}), "dict": str(words)}
 
 
+class OutputsStayAsComputed(SphinxTransform):
+    """Cell outputs are not translated: only the prose of markdown cells is.
+
+    A markdown output (the API page's list, generated from the package's docstrings) would
+    otherwise land in the ``.po`` files and go fuzzy whenever the package changes. Runs
+    before Sphinx's ``Locale`` transform (priority 20) and the gettext extraction.
+    """
+
+    default_priority = 10
+
+    def apply(self, **kwargs):
+        for output in self.document.findall(nodes.container):
+            if "cell_output" in output.get("classes", []):
+                for node in output.findall(nodes.TextElement):
+                    node["translatable"] = False
+
+
 def page_context(app, pagename, templatename, context, doctree):
     lang = edition(app.config)
     if lang == "zh" and pagename == "search":
@@ -102,6 +123,7 @@ def build_finished(app, exc):
 
 def setup(app):
     app.add_config_value("pgnotes_editions", "", "html", [str])  # "1" from the Makefile
+    app.add_transform(OutputsStayAsComputed)
     app.connect("config-inited", config_inited)
     app.connect("html-page-context", page_context)
     app.connect("build-finished", build_finished)
