@@ -36,7 +36,7 @@ book: install conf.py  ## build both editions: _build/html/en, _build/html/zh, a
 	@# what no page loads: myst-nb's executed copies (the pages embed their outputs), the
 	@# theme's source maps (developer tools only) and its translation catalogues (build input)
 	rm -rf _build/html/jupyter_execute _build/html/*/_static/locales
-	find _build/html -name '*.js.map' -delete
+	find _build/html -name '*.map' -delete
 
 po: install conf.py  ## after the English prose changed: regenerate the .pot files and update locales/zh_CN/**.po
 	$(BIN)/sphinx-build -b gettext $(SPHINXOPTS) -d _build/doctrees/gettext . _build/gettext

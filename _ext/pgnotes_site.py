@@ -10,9 +10,9 @@ build's ``language`` (``-D language=zh_CN`` for the Chinese edition, see the Mak
 - in Chinese, indexes with jieba and the glossary's terms as a user dictionary, and splits
   a query of joined words against the index's own terms (``static/pgnotes_zh_search.js``);
 - keeps cell outputs out of the translation (only markdown cells are translated);
-- ships only the MathJax the pages use (``tex-chtml.js``, its woff fonts, the TeX
-  extensions it can autoload: about 1.4 MB instead of the 24 MB tree of
-  sphinx-mathjax-offline), once, in ``<outdir>/../_mathjax``, shared by both editions.
+- ships only the MathJax the pages use (``tex-chtml.js`` and its woff fonts: 1.5 MB
+  instead of the 24 MB tree of sphinx-mathjax-offline), once, in ``<outdir>/../_mathjax``,
+  shared by both editions.
 """
 
 from __future__ import annotations
@@ -30,10 +30,12 @@ TITLES = {"zh": "pgnotes：策略梯度定理，可执行", "en": None}
 SEARCH_BAR = {"zh": "在本书中搜索……", "en": "Search this book…"}
 OTHER = {"en": ("zh", "中文", "zh-CN", "阅读本页的中文版"),
          "zh": ("en", "English", "en", "Read this page in English")}
-#: What a page of the book loads from MathJax (checked by loading every page in Chromium,
-#: see dev/site_metrics.py): the combined component, its fonts, and TeX extensions that
-#: the autoload extension may fetch on a macro (all of them: 0.55 MB).
-MATHJAX_PARTS = ("tex-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions")
+#: What the pages load from MathJax, found by loading every page of both editions in
+#: Chromium (``dev/site_metrics.py --requests``): the combined component and its woff
+#: fonts (all 23 of them, 0.4 MB, though the pages use 10 today), no autoloaded TeX
+#: extension. A formula that needs one (``\boldsymbol``, ``\cancel`` …) makes MathJax
+#: request it: the browser test then fails on the missing file; add it here.
+MATHJAX_PARTS = ("tex-chtml.js", "output/chtml/fonts/woff-v2")
 
 
 def edition(config) -> str:
