@@ -9,6 +9,7 @@ build's ``language`` (``-D language=zh_CN`` for the Chinese edition, see the Mak
   and the title;
 - in Chinese, indexes with jieba and the glossary's terms as a user dictionary, and splits
   a query of joined words against the index's own terms (``static/pgnotes_zh_search.js``);
+- gives translated strings the notebook's glue data (``{glue:text}`` in a ``msgstr``);
 - keeps cell outputs out of the translation (only markdown cells are translated);
 - ships only the MathJax the pages use (``tex-chtml.js`` and its woff fonts: 1.5 MB
   instead of the 24 MB tree of sphinx-mathjax-offline), once, in ``<outdir>/../_mathjax``,
@@ -97,6 +98,53 @@ class OutputsStayAsComputed(SphinxTransform):
                     node["translatable"] = False
 
 
+class KeepRenderer(dict):
+    """Document attributes that remember myst-nb's renderer when it is popped."""
+
+    temp_data: dict
+
+    def pop(self, key, *default):
+        if key == "nb_renderer" and key in self:
+            self.temp_data["pgnotes_nb_renderer"] = self[key]
+        return super().pop(key, *default)
+
+
+def glued_translation_parser():
+    """myst-nb's notebook parser, with the notebook's glue data in its translated strings.
+
+    Sphinx's ``Locale`` transform parses each ``msgstr`` as a document of its own, without
+    the notebook: myst-nb's glue roles then find no data (``No key 'b_J' found in glue
+    data for this document``) and a translated ``{glue:text}`b_J``` renders empty. This
+    subclass hands the notebook's renderer (which holds the glue data) to the parse of
+    each of the notebook's translated strings. Checked by building a translated entry with
+    glue roles, equation references and maths (README, "The two editions").
+    """
+    from myst_nb.sphinx_ import Parser
+
+    class GluedTranslationParser(Parser):
+        def parse(self, inputstring, document):
+            env = getattr(document.settings, "env", None) or self.env
+            if document.current_source.endswith("<translated>"):
+                if "pgnotes_nb_renderer" in env.temp_data:
+                    document["nb_renderer"] = env.temp_data["pgnotes_nb_renderer"]
+                try:  # the glue roles are resolved during the parse
+                    return super().parse(inputstring, document)
+                finally:  # the translated nodes keep a reference to this document: pickled
+                    document.attributes.pop("nb_renderer", None)
+            # myst-nb drops the renderer from the document at the end of its parse: keep it
+            # for the Locale transform, which runs next, on this document (temp_data is
+            # cleared between documents)
+            attributes = KeepRenderer(document.attributes)
+            attributes.temp_data = env.temp_data
+            document.attributes = attributes
+            try:
+                return super().parse(inputstring, document)
+            finally:
+                document.attributes = dict(attributes)  # a plain dict again, for pickling
+
+    return GluedTranslationParser
+
+
 def page_context(app, pagename, templatename, context, doctree):
     lang = edition(app.config)
     if lang == "zh" and pagename == "search":
@@ -125,6 +173,8 @@ def build_finished(app, exc):
 
 def setup(app):
     app.add_config_value("pgnotes_editions", "", "html", [str])  # "1" from the Makefile
+    app.setup_extension("myst_nb")
+    app.add_source_parser(glued_translation_parser(), override=True)
     app.add_transform(OutputsStayAsComputed)
     app.connect("config-inited", config_inited)
     app.connect("html-page-context", page_context)
