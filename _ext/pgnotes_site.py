@@ -5,8 +5,8 @@ build's ``language`` (``-D language=zh_CN`` for the Chinese edition, see the Mak
 
 - links every page to the same page of the other edition (``pgnotes_editions = 1``, set
   by the Makefile, which builds ``_build/html/en`` and ``_build/html/zh`` side by side);
-- overrides the theme strings that ``language`` does not translate (``search_bar_text``)
-  and the title;
+- overrides the theme strings that ``language`` does not translate (``search_bar_text``),
+  the title and the author line, and translates the part captions of ``_toc.yml``;
 - in Chinese, indexes with jieba and the glossary's terms as a user dictionary, and splits
   a query of joined words against the index's own terms (``static/pgnotes_zh_search.js``);
 - gives translated strings the notebook's glue data (``{glue:text}`` in a ``msgstr``);
@@ -28,6 +28,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
 GLOSSARY = ROOT / "locales" / "zh_CN" / "glossary.tsv"
 TITLES = {"zh": "pgnotes：策略梯度定理，可执行", "en": None}
+AUTHORS = {"zh": "pgnotes 作者", "en": None}
 SEARCH_BAR = {"zh": "在本书中搜索……", "en": "Search this book…"}
 OTHER = {"en": ("zh", "中文", "zh-CN", "阅读本页的中文版"),
          "zh": ("en", "English", "en", "Read this page in English")}
@@ -69,6 +70,7 @@ def config_inited(app, config):
     config.html_theme_options = options
     if TITLES[lang]:
         config.html_title = TITLES[lang]
+        config.author = AUTHORS[lang]
     config.html_static_path = [*config.html_static_path, str(HERE / "static")]
     # relative to _static: <outdir>/../_mathjax, one copy for both editions
     config.mathjax_path = "../../_mathjax/tex-chtml.js"
@@ -107,6 +109,34 @@ class KeepRenderer(dict):
         if key == "nb_renderer" and key in self:
             self.temp_data["pgnotes_nb_renderer"] = self[key]
         return super().pop(key, *default)
+
+
+class TranslateTocCaptions(SphinxTransform):
+    """The part captions of ``_toc.yml`` in the edition's language.
+
+    sphinx-external-toc inserts the toctrees (priority 100) after Sphinx's ``Locale``
+    transform (20) has translated the page, so their captions, extracted into
+    ``book/index.po`` by ``make po``, would stay in English in the sidebar. Translated here
+    from the same catalogue, the way ``Locale`` does, before the toctrees are collected.
+    """
+
+    default_priority = 110
+
+    def apply(self, **kwargs):
+        if edition(self.config) == "en":
+            return
+        from sphinx import addnodes
+        from sphinx.locale import init as init_locale
+        from sphinx.util.i18n import docname_to_domain
+
+        dirs = [str(pathlib.Path(self.env.srcdir, d)) for d in self.config.locale_dirs]
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        catalog, found = init_locale(dirs, self.config.language, domain)
+        if not found:
+            return
+        for node in self.document.findall(addnodes.toctree):
+            if node.get("caption"):
+                node["caption"] = node["rawcaption"] = catalog.gettext(node["caption"])
 
 
 def glued_translation_parser():
@@ -176,6 +206,7 @@ def setup(app):
     app.setup_extension("myst_nb")
     app.add_source_parser(glued_translation_parser(), override=True)
     app.add_transform(OutputsStayAsComputed)
+    app.add_transform(TranslateTocCaptions)
     app.connect("config-inited", config_inited)
     app.connect("html-page-context", page_context)
     app.connect("build-finished", build_finished)
