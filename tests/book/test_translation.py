@@ -169,3 +169,36 @@ def test_glossary_is_well_formed():
     english = [e.lower() for e, _ in rows]
     assert len(english) == len(set(english)), "a term is in the glossary twice"
     assert all(c and all(c) for _, c in rows), "a glossary term has no Chinese"
+
+
+def test_make_po_turns_changed_english_fuzzy_and_new_english_untranslated(tmp_path):
+    """What ``make po`` does after a prose change, on a two-entry page: the test above then fails."""
+    from babel.messages.catalog import Catalog
+    from babel.messages.pofile import write_po
+    from sphinx_intl.basic import update
+
+    def pot(*ids):
+        catalogue = Catalog()
+        for msgid in ids:
+            catalogue.add(msgid)
+        (tmp_path / "pot").mkdir(exist_ok=True)
+        with (tmp_path / "pot" / "page.pot").open("wb") as f:
+            write_po(f, catalogue)
+
+    pot("The discounted visit count is {glue:text}`b_eta`.", "Derivation B.")
+    update(str(tmp_path / "locales"), str(tmp_path / "pot"), ("zh_CN",))
+    po = tmp_path / "locales" / "zh_CN" / "LC_MESSAGES" / "page.po"
+    with po.open("rb") as f:
+        catalogue = read_po(f)
+    for m in catalogue:
+        if m.id:
+            m.string = {"Derivation B.": "推导方式 B。"}.get(m.id, "折扣访问计数为 {glue:text}`b_eta`。")
+    with po.open("wb") as f:
+        write_po(f, catalogue)
+    assert not [m for m in entries(po) if not m.string or m.fuzzy]
+
+    pot("The discounted visit count is now {glue:text}`b_eta`.", "Derivation B.", "A new sentence.")
+    update(str(tmp_path / "locales"), str(tmp_path / "pot"), ("zh_CN",))
+    state = {m.id: (bool(m.string), m.fuzzy) for m in entries(po)}
+    assert state == {"The discounted visit count is now {glue:text}`b_eta`.": (True, True),
+                     "Derivation B.": (True, False), "A new sentence.": (False, False)}, state
