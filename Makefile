@@ -39,7 +39,12 @@ book: install conf.py  ## build both editions: _build/html/en, _build/html/zh, a
 	find _build/html -name '*.map' -delete
 
 po: install conf.py  ## after the English prose changed: regenerate the .pot files and update locales/zh_CN/**.po
-	$(BIN)/sphinx-build -b gettext $(SPHINXOPTS) -d _build/doctrees/gettext . _build/gettext
+	@# a fixed POT-Creation-Date, so that a `make po` without a prose change changes no file;
+	@# sphinx.pot (the strings of _templates/) is left out: locales/zh_CN/LC_MESSAGES/sphinx.po
+	@# also translates theme strings that are in no template of ours, and is kept by hand
+	rm -rf _build/gettext
+	SOURCE_DATE_EPOCH=946684800 $(BIN)/sphinx-build -b gettext $(SPHINXOPTS) -d _build/doctrees/gettext . _build/gettext
+	rm _build/gettext/sphinx.pot
 	$(BIN)/sphinx-intl update -p _build/gettext -l zh_CN -d locales
 
 test: install  ## unit tests, doctests and the translation tests, nbval over book/ three times (repro), a strict build of both editions (-W -n), the browser test
