@@ -8,14 +8,15 @@ STAMP      := $(VENV)/.installed
 NBVAL      := --nbval --nbval-current-env --nbval-sanitize-with=book/sanitize.cfg
 # Unit tests, the notebook hygiene test, and the docstring examples of pgnotes (no module
 # imports an optional dependency at import time: Gymnasium is imported inside from_gymnasium).
-UNIT       := tests/unit tests/book --doctest-modules pgnotes
+UNIT       := tests/unit tests/book --doctest-modules pgnotes --ignore=tests/book/test_translation.py
 
 # The two editions: Sphinx on the configuration `jupyter-book config sphinx` writes (conf.py,
 # not committed), because `jupyter-book build` cannot pass `-D language` (jupyter-book #1791).
 SPHINXOPTS ?= -q --keep-going
 EDITIONS   := -D pgnotes_editions=1
 
-.PHONY: install book test unit nbval repro site-test mutants benchmarks verify-bench lab run clean po site-metrics
+.PHONY: install book test unit nbval repro site-test mutants benchmarks verify-bench lab run clean po site-metrics \
+        translation-test
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,12 +48,16 @@ po: install conf.py  ## after the English prose changed: regenerate the .pot fil
 	rm _build/gettext/sphinx.pot
 	$(BIN)/sphinx-intl update -p _build/gettext -l zh_CN -d locales
 
-test: install  ## unit tests, doctests and the translation tests, nbval over book/ three times (repro), a strict build of both editions (-W -n), the browser test
+test: install  ## unit tests and doctests, nbval over book/ three times (repro), a strict build of both editions (-W -n), the site tests, the translation tests
 	$(BIN)/python -m pytest $(UNIT) -q
 	$(MAKE) --no-print-directory repro
 	rm -rf _build/html
 	$(MAKE) --no-print-directory book SPHINXOPTS="-q -W -n --keep-going"
 	$(BIN)/python -m pytest tests/site -q
+	$(MAKE) --no-print-directory translation-test
+
+translation-test: install  ## the Chinese catalogues: complete (no untranslated or fuzzy entry), markup kept, one glossary
+	$(BIN)/python -m pytest tests/book/test_translation.py -q
 
 repro: install  ## nbval three times in a row: 1, 2, 1 BLAS threads, each with a random PYTHONHASHSEED
 	@for threads in 1 2 1; do \
