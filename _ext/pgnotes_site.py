@@ -75,6 +75,14 @@ def config_inited(app, config):
     # relative to _static: <outdir>/../_mathjax, one copy for both editions
     config.mathjax_path = "../../_mathjax/tex-chtml.js"
     if lang == "zh":
+        try:  # jieba reports building its dictionary on stderr, in every build
+            import logging
+
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+        except ImportError:
+            raise RuntimeError("jieba is not installed (the Chinese search index): make install") from None
         # the glossary's terms as jieba's user dictionary: 占用度量 is indexed as one word
         words = pathlib.Path(app.doctreedir) / "jieba_userdict.txt"
         words.parent.mkdir(parents=True, exist_ok=True)
