@@ -86,8 +86,9 @@ def config_inited(app, config):
         # the glossary's terms as jieba's user dictionary: 占用度量 is indexed as one word
         words = pathlib.Path(app.doctreedir) / "jieba_userdict.txt"
         words.parent.mkdir(parents=True, exist_ok=True)
-        words.write_text("".join(f"{zh} 50 n\n" for _, zh, _ in glossary_terms()
-                                 if zh and " " not in zh), encoding="utf-8")
+        terms = {term for _, zh, _ in glossary_terms() for term in zh.split("|")}
+        words.write_text("".join(f"{term} 50 n\n" for term in sorted(terms)
+                                 if term and " " not in term), encoding="utf-8")
         config.html_search_options = {**(config.html_search_options or {}), "dict": str(words)}
 
 
