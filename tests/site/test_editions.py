@@ -5,7 +5,7 @@ them. Only the prose is translated, so for every page:
 
 - the glued values (``{glue:text}`` and friends) are the same, in the same order: a glue
   role broken in a translation renders empty and fails here;
-- the number of formulas, the images and the equation and proof anchors are the same (a
+- the formulas (their text), the images and the equation and proof anchors are the same (a
   lost ``$…$`` or ``{eq}`` in a ``msgstr`` fails here, as in ``tests/book/test_translation.py``).
 """
 
