@@ -15,7 +15,8 @@ The modules follow the book's table of contents:
 :mod:`pgnotes.paths`       ``P(τ)`` as a product, k-step transitions summed over paths
 :mod:`pgnotes.sampling`    vectorised Monte-Carlo sampling
 :mod:`pgnotes.estimators`  per-trajectory gradient estimators
-:mod:`pgnotes.check`       independent routes: complex step, finite differences, sympy
+:mod:`pgnotes.reference`   independent routes: complex step, finite differences, sympy,
+                           a dense solve of ``J``
 :mod:`pgnotes.plots`       the book's figures
 :mod:`pgnotes.tokens`      token-level MDPs of language models: ``tokens.mdp`` (the prefix
                            tree, features, policy), ``tokens.tasks`` (verifiers, examples),
@@ -23,7 +24,7 @@ The modules follow the book's table of contents:
                            ``tokens.batches`` (enumeration, sampling, scores, batch helpers)
 :mod:`pgnotes.groups`      group advantages (REINFORCE, RLOO, GRPO) and their exact expectations
 :mod:`pgnotes.ppo`         token-level PPO: KL rewards, GAE, clipped surrogate, critic fitting
-:mod:`pgnotes.lab`         the lab's settings; a reference LLM policy-gradient loss, its
+:mod:`pgnotes.llm_loss`    the lab's settings; a reference LLM policy-gradient loss, its
                            aggregation choices and its named mistakes
 :mod:`pgnotes.verify`      checks a practitioner's own PPO/GRPO function
                            (``python -m pgnotes.verify file.py:function``)
@@ -34,32 +35,33 @@ value ``ValueError``, and the message names the argument and the fix.
 
 Conventions
 -----------
-The rule for every public function. Today's exceptions, kept until one pass renames them
-together with the notebooks: ``trajectories`` and ``estimators`` take ``(batch, mdp, θ)``;
-``features`` and ``T`` are positional in ``exact``, ``finite`` and ``enumerate_trajectories``;
-``Batch.p``, ``TokenBatch.p``; ``estimators.score_weighted``; ``TokenMDP(vocab_size=)``; the
-keywords ``λ``, ``β``, ``ε``, ``θ_ref``, ``G``; the module name ``check``.
+The rule for every public function, with no exception.
 
 1. **Argument order**: the model, then the policy parameters, then the data, then tables and
-   numbers: ``f(mdp, θ, batch, *tables, *, options)``. ``tmdp`` is the model on the token side;
-   ``θ`` is positional wherever the result depends on the policy (``θ_old`` follows ``θ``); a
-   function that does not depend on ``θ`` skips it. ``features`` is always keyword-only
-   (``*, features=None``), as are sizes and options (``horizon=``, ``n=``, ``rng=``).
+   numbers: ``f(mdp, θ, batch, *tables, *, options)``, e.g.
+   ``estimators.gae(mdp, θ, batch, V, lam)``, ``ppo.clipped_surrogate(tmdp, θ, θ_old, batch, A)``.
+   ``tmdp`` is the model on the token side; ``θ`` is positional wherever the result depends on
+   the policy (``θ_old`` follows ``θ``); a function that does not depend on ``θ`` skips it
+   (``estimators.td_errors(mdp, batch, V)``). ``features`` is always keyword-only
+   (``*, features=None``), as are sizes and options (``horizon=``, ``n=``, ``rng=``,
+   ``cliprange=``).
 2. **One operation, one name**: the weighted score sum
    :math:`\sum_t w_t ∇_θ \log π_θ(a_t|s_t)` is ``score_sum`` on both sides (the policy
-   method, the tabular estimator form and the token form).
+   method, ``estimators.score_sum`` and ``tokens.score_sum``).
 3. **Names do not collide with the notation**: ``V``, ``Q``, ``A``, ``P``, ``R`` are the maths
    (values, transitions, rewards), never sizes: sizes are ``n_states``, ``n_actions``,
    ``n_vocab``, ``n_prompts``, ``n_prefixes``. A batch's probabilities are ``prob``.
 4. **Keyword names are ASCII words**, as in the libraries practitioners use (``gamma``,
-   ``rho0``, ``lam``, ``beta``, ``cliprange``, ``theta_ref``); Greek letters are for positional
-   parameters (``θ``) and local variables, where they follow the book's notation.
-5. **Modules say what they hold**: reference computations live in ``reference`` (today
-   ``check``).
+   ``rho0``, ``lam``, ``beta``, ``cliprange``, ``theta_ref``, ``group_size``); Greek letters
+   are for positional parameters (``θ``, ``θ_old``, ``θ_ref``) and local variables, where they
+   follow the book's notation. ``θ`` keeps its letter where it is an optional keyword
+   (``ppo.token_rewards(tmdp, batch, beta=β, θ=θ, theta_ref=θ_ref)``).
+5. **Modules say what they hold**: reference computations live in ``reference``, the
+   language-model loss with its named mistakes in ``llm_loss``.
 """
 
-from . import (check, envs, estimators, exact, finite, groups, lab, paths, plots, policy, ppo, tokens,
-               trajectories, verify)
+from . import (envs, estimators, exact, finite, groups, llm_loss, paths, plots, policy, ppo, reference,
+               tokens, trajectories, verify)
 from .mdp import TabularMDP
 from .policy import softmax_policy
 from .sampling import Batch, sample
@@ -71,17 +73,17 @@ __all__ = [
     "sample",
     "enumerate_trajectories",
     "softmax_policy",
-    "check",
     "envs",
     "estimators",
     "exact",
     "finite",
     "groups",
-    "lab",
+    "llm_loss",
     "paths",
     "plots",
     "policy",
     "ppo",
+    "reference",
     "tokens",
     "trajectories",
     "verify",

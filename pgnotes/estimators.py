@@ -44,7 +44,7 @@ __all__ = [
     "past_returns",
     "td_errors",
     "gae_advantages",
-    "score_weighted",
+    "score_sum",
     "reinforce_total_return",
     "reinforce",
     "reinforce_baseline",
@@ -148,7 +148,7 @@ def _at(table, batch: Batch, states, name: str, lead: int, offset: int = 0) -> n
     raise ValueError(f"{name} must be stationary or time-indexed, got shape {table.shape}")
 
 
-def td_errors(batch: Batch, mdp: TabularMDP, V) -> np.ndarray:
+def td_errors(mdp: TabularMDP, batch: Batch, V) -> np.ndarray:
     r"""TD errors :math:`δ_t = r_t + γ V(s_{t+1}) - V(s_t)`, shape (n, T); zero after termination.
 
     ``V`` of a terminal state is taken as 0 whatever the table says: the episode has ended.
@@ -162,7 +162,7 @@ def td_errors(batch: Batch, mdp: TabularMDP, V) -> np.ndarray:
     return np.where(batch.mask, batch.rewards + batch.gamma * v_next - v_now, 0.0)
 
 
-def gae_advantages(batch: Batch, mdp: TabularMDP, V, λ: float) -> np.ndarray:
+def gae_advantages(mdp: TabularMDP, batch: Batch, V, lam: float) -> np.ndarray:
     r"""GAE(γ, λ) advantages :math:`Â_t = \sum_{l \ge 0} (γλ)^l δ_{t+l}`, shape (n, T).
 
     ``λ = 0`` gives the TD error; ``λ = 1`` gives ``Σ_{k≥t} γ^{k-t} r_k - V(s_t)`` plus the
@@ -175,32 +175,32 @@ def gae_advantages(batch: Batch, mdp: TabularMDP, V, λ: float) -> np.ndarray:
     >>> mdp, θ = envs.two_state_mdp(0.9), np.zeros((2, 2))
     >>> batch = sample(mdp, θ, n=4, horizon=6, rng=np.random.default_rng(1))
     >>> V = exact.state_values(mdp, θ)
-    >>> bool(np.allclose(gae_advantages(batch, mdp, V, 0.0), td_errors(batch, mdp, V)))  # λ = 0: TD errors
+    >>> bool(np.allclose(gae_advantages(mdp, batch, V, 0.0), td_errors(mdp, batch, V)))  # λ = 0: TD errors
     True
     """
-    λ = as_real(λ, "λ", low=0.0, high=1.0)
-    δ = td_errors(batch, mdp, V)
+    λ = as_real(lam, "lam (GAE λ)", low=0.0, high=1.0)
+    δ = td_errors(mdp, batch, V)
     return discount_cumsum(δ, batch.gamma * λ)  # GAE-λ: Â_t = δ_t + γλ Â_{t+1}
 
 
-def score_weighted(batch: Batch, mdp: TabularMDP, θ, weights, features=None) -> np.ndarray:
+def score_sum(mdp: TabularMDP, θ, batch: Batch, weights, *, features=None) -> np.ndarray:
     r"""``Σ_t mask_t w_t ∇_θ log π_θ(a_t|s_t)`` per trajectory, shape ``(n,) + θ.shape``.
 
     The common form of every estimator in this module.
     """
     batch = _check_batch(batch)
     weights = real_array(weights, "weights", shape=batch.states.shape)  # one per trajectory and step
-    π_θ = softmax_policy(mdp, θ, features)
+    π_θ = softmax_policy(mdp, θ, features=features)
     return π_θ.score_sum(batch.states, batch.actions, np.where(batch.mask, weights, 0.0))
 
 
-def reinforce_total_return(batch, mdp, θ, features=None):
+def reinforce_total_return(mdp, θ, batch, *, features=None):
     r"""``R(τ) Σ_t ∇log π(a_t|s_t)``: eq. (2) of the source, before dropping past rewards."""
     R = total_return(batch)
-    return score_weighted(batch, mdp, θ, np.broadcast_to(R[:, None], batch.states.shape), features)
+    return score_sum(mdp, θ, batch, np.broadcast_to(R[:, None], batch.states.shape), features=features)
 
 
-def reinforce(batch, mdp, θ, features=None):
+def reinforce(mdp, θ, batch, *, features=None):
     r"""``Σ_t G_t ∇log π(a_t|s_t)`` with the source's ``G_t = Σ_{k≥t} γ^k r_k`` (boxed form of A).
 
     Examples
@@ -208,43 +208,44 @@ def reinforce(batch, mdp, θ, features=None):
     >>> import numpy as np
     >>> from pgnotes import envs, finite, trajectories
     >>> mdp, θ = envs.two_state_mdp(0.9), np.zeros((2, 2))
-    >>> batch = trajectories.enumerate_trajectories(mdp, θ, 3)
-    >>> g = trajectories.expectation(batch, reinforce(batch, mdp, θ))  # exactly unbiased for ∇J_T
-    >>> bool(np.allclose(g, finite.policy_gradient(mdp, θ, 3), atol=1e-12))
+    >>> batch = trajectories.enumerate_trajectories(mdp, θ, horizon=3)
+    >>> g = trajectories.expectation(batch, reinforce(mdp, θ, batch))  # exactly unbiased for ∇J_T
+    >>> bool(np.allclose(g, finite.policy_gradient(mdp, θ, horizon=3), atol=1e-12))
     True
     """
-    return score_weighted(batch, mdp, θ, returns_to_go(batch), features)
+    return score_sum(mdp, θ, batch, returns_to_go(batch), features=features)
 
 
-def reinforce_baseline(batch, mdp, θ, b, features=None):
+def reinforce_baseline(mdp, θ, batch, b, *, features=None):
     r"""``Σ_t (G_t - γ^t b(s_t)) ∇log π(a_t|s_t)`` for a state baseline ``b`` (S,) or (T+1, S)."""
     base = _at(b, batch, batch.states, "b", lead=1) * discounts(batch)
-    return score_weighted(batch, mdp, θ, returns_to_go(batch) - base, features)
+    return score_sum(mdp, θ, batch, returns_to_go(batch) - base, features=features)
 
 
-def q_actor_critic(batch, mdp, θ, Q, features=None):
+def q_actor_critic(mdp, θ, batch, Q, *, features=None):
     r"""``Σ_t γ^t Q(s_t,a_t) ∇log π(a_t|s_t)``: the boxed theorem of derivation B, sampled."""
     w = _at(Q, batch, batch.states, "Q", lead=2) * discounts(batch)
-    return score_weighted(batch, mdp, θ, w, features)
+    return score_sum(mdp, θ, batch, w, features=features)
 
 
-def advantage_actor_critic(batch, mdp, θ, A, features=None):
+def advantage_actor_critic(mdp, θ, batch, A, *, features=None):
     r"""``Σ_t γ^t A(s_t,a_t) ∇log π(a_t|s_t)``: A2C with the exact advantage."""
     w = _at(A, batch, batch.states, "A", lead=2) * discounts(batch)
-    return score_weighted(batch, mdp, θ, w, features)
+    return score_sum(mdp, θ, batch, w, features=features)
 
 
-def td_actor_critic(batch, mdp, θ, V, features=None):
+def td_actor_critic(mdp, θ, batch, V, *, features=None):
     r"""``Σ_t γ^t δ_t ∇log π(a_t|s_t)``: the one-step TD error as advantage (GAE with λ = 0)."""
-    return score_weighted(batch, mdp, θ, td_errors(batch, mdp, V) * discounts(batch), features)
+    return score_sum(mdp, θ, batch, td_errors(mdp, batch, V) * discounts(batch), features=features)
 
 
-def gae(batch, mdp, θ, V, λ, features=None):
+def gae(mdp, θ, batch, V, lam, *, features=None):
     r"""``Σ_t γ^t Â_t ∇log π(a_t|s_t)`` with GAE(γ, λ) advantages."""
-    return score_weighted(batch, mdp, θ, gae_advantages(batch, mdp, V, λ) * discounts(batch), features)
+    return score_sum(mdp, θ, batch, gae_advantages(mdp, batch, V, lam) * discounts(batch), features=features)
 
 
-def gae_bias_variance(mdp: TabularMDP, θ, V, lambdas, T: int, features=None) -> tuple[np.ndarray, np.ndarray]:
+def gae_bias_variance(mdp: TabularMDP, θ, V, lambdas, *, horizon: int,
+                      features=None) -> tuple[np.ndarray, np.ndarray]:
     r"""Exact bias and total variance of the GAE gradient estimator :func:`gae`, for each λ.
 
     With every trajectory of ``T`` steps enumerated (:func:`pgnotes.trajectories.enumerate_trajectories`)
@@ -268,8 +269,8 @@ def gae_bias_variance(mdp: TabularMDP, θ, V, lambdas, T: int, features=None) ->
     V : array, shape (S,) or (T+1, S)
         The critic, stationary or time-indexed.
     lambdas : sequence of float in [0, 1]
-    T : int
-        The horizon; the enumeration must stay below ``MAX_TRAJECTORIES``.
+    horizon : int
+        The horizon ``T``; the enumeration must stay below ``MAX_TRAJECTORIES``.
 
     Returns
     -------
@@ -282,24 +283,24 @@ def gae_bias_variance(mdp: TabularMDP, θ, V, lambdas, T: int, features=None) ->
     lambdas = np.atleast_1d(np.asarray(lambdas, dtype=float))
     if lambdas.ndim != 1:
         raise ValueError(f"lambdas must be a sequence of numbers, got shape {lambdas.shape}")
-    batch = enumerate_trajectories(mdp, θ, T, features)
-    g = policy_gradient(mdp, θ, T, features)
+    batch = enumerate_trajectories(mdp, θ, horizon=horizon, features=features)
+    g = policy_gradient(mdp, θ, horizon=horizon, features=features)
     bias, var = [], []
     for λ in lambdas:
-        X = gae(batch, mdp, θ, V, λ, features)
+        X = gae(mdp, θ, batch, V, λ, features=features)
         bias.append(expectation(batch, X) - g)
         var.append(variance(batch, X))
     return np.array(bias), np.array(var)
 
 
-def reinforce_no_gamma_t(batch, mdp, θ, features=None):
+def reinforce_no_gamma_t(mdp, θ, batch, *, features=None):
     r"""``Σ_t (Σ_{k≥t} γ^{k-t} r_k) ∇log π(a_t|s_t)``: the return counted from ``t``, **no γ^t**.
 
     What most implementations compute. For ``γ < 1`` it is *not* an unbiased estimate of
     ``∇J`` (Thomas 2014; Nota & Thomas 2020). Book: the discount that practice
     drops (book/04_dropped_discount.ipynb).
     """
-    return score_weighted(batch, mdp, θ, returns_to_go(batch, from_time_zero=False), features)
+    return score_sum(mdp, θ, batch, returns_to_go(batch, from_time_zero=False), features=features)
 
 
 def mean_and_stderr(samples) -> tuple[np.ndarray, np.ndarray]:

@@ -41,7 +41,7 @@ MAX_TABLE = 50_000_000
 
 
 def _horizon(mdp: TabularMDP, T) -> int:
-    T = as_count(T, "T (the horizon)", minimum=1)
+    T = as_count(T, "horizon (T)", minimum=1)
     if T * mdp.n_states * mdp.n_actions > MAX_TABLE:
         raise ValueError(
             f"T·S·A = {T * mdp.n_states * mdp.n_actions} exceeds MAX_TABLE = {MAX_TABLE}; "
@@ -68,50 +68,50 @@ def _forward(mdp, π, T):
     return μ
 
 
-def state_values(mdp, θ, T, features=None) -> np.ndarray:
+def state_values(mdp, θ, *, horizon, features=None) -> np.ndarray:
     r"""``V_t(s)`` for ``t = 0..T``, shape (T+1, S); ``V_T = 0``. Book: converting A into B."""
-    T = _horizon(mdp, T)
-    return _backward(mdp, softmax_policy(mdp, θ, features).probs, T)[0]
+    T = _horizon(mdp, horizon)
+    return _backward(mdp, softmax_policy(mdp, θ, features=features).probs, T)[0]
 
 
-def action_values(mdp, θ, T, features=None) -> np.ndarray:
+def action_values(mdp, θ, *, horizon, features=None) -> np.ndarray:
     r"""``Q_t(s,a)`` for ``t = 0..T-1``, shape (T, S, A). Book: converting A into B, ``ab-EG``."""
-    T = _horizon(mdp, T)
-    return _backward(mdp, softmax_policy(mdp, θ, features).probs, T)[1]
+    T = _horizon(mdp, horizon)
+    return _backward(mdp, softmax_policy(mdp, θ, features=features).probs, T)[1]
 
 
-def state_distributions(mdp, θ, T, features=None) -> np.ndarray:
+def state_distributions(mdp, θ, *, horizon, features=None) -> np.ndarray:
     r"""``μ_t(s) = Pr(s_t = s)`` for ``t = 0..T-1``, shape (T, S). Rows sum to 1."""
-    T = _horizon(mdp, T)
-    return _forward(mdp, softmax_policy(mdp, θ, features).probs, T)
+    T = _horizon(mdp, horizon)
+    return _forward(mdp, softmax_policy(mdp, θ, features=features).probs, T)
 
 
-def visit_counts(mdp, θ, T, features=None) -> np.ndarray:
+def visit_counts(mdp, θ, *, horizon, features=None) -> np.ndarray:
     r"""``η_T(s) = Σ_{t<T} γ^t μ_t(s)`` on non-terminal states. Book: converting A into B.
 
     The same series as :func:`pgnotes.exact.truncated_visit_counts` with ``K = T``, which
     computes it (one implementation, ``O(S)`` memory instead of a ``T × S`` table).
     """
-    T = _horizon(mdp, T)
-    return truncated_visit_counts(mdp, θ, T, features)
+    T = _horizon(mdp, horizon)
+    return truncated_visit_counts(mdp, θ, T, features=features)
 
 
-def objective(mdp, θ, T, features=None) -> float:
+def objective(mdp, θ, *, horizon, features=None) -> float:
     r"""``J_T(θ) = E[Σ_{t<T} γ^t r_t] = ρ0·V_0``. Book: derivation A, ``a-J``."""
-    T = _horizon(mdp, T)
-    V, _ = _backward(mdp, softmax_policy(mdp, θ, features).probs, T)
+    T = _horizon(mdp, horizon)
+    V, _ = _backward(mdp, softmax_policy(mdp, θ, features=features).probs, T)
     J = mdp.rho0 @ V[0]
     return J.item() if np.iscomplexobj(J) else float(J)
 
 
-def policy_gradient(mdp, θ, T, features=None) -> np.ndarray:
+def policy_gradient(mdp, θ, *, horizon, features=None) -> np.ndarray:
     r"""``∇J_T(θ) = Σ_t γ^t Σ_s μ_t(s) Σ_a π(a|s) Q_t(s,a) ∇log π(a|s)``, shape of ``θ``.
 
     Values by backward recursion, state distributions by forward recursion.
     Book: derivation A, the boxed REINFORCE form (its exact value).
     """
-    T = _horizon(mdp, T)
-    π_θ = softmax_policy(mdp, θ, features)
+    T = _horizon(mdp, horizon)
+    π_θ = softmax_policy(mdp, θ, features=features)
     π = π_θ.probs
     _, Q = _backward(mdp, π, T)
     μ = _forward(mdp, π, T)

@@ -86,7 +86,7 @@ def group_advantages(rewards, *, baseline: str = "mean", divide_by_std: bool = F
     return A
 
 
-def group_advantage_given_reward(q, values, G: int, advantage_fn) -> np.ndarray:
+def group_advantage_given_reward(q, values, group_size: int, advantage_fn) -> np.ndarray:
     r"""``E[A_1 | r_1 = v_k]``: the mean advantage of a completion given its own reward, in a group of ``G``.
 
     The ``G`` rewards of a group are i.i.d. with ``P(r = v_k) = q_k``. Given ``r_1 = v``, the
@@ -105,7 +105,7 @@ def group_advantage_given_reward(q, values, G: int, advantage_fn) -> np.ndarray:
     ----------
     q : array of shape (..., K), the probabilities of the reward values (each row sums to 1).
     values : array of shape (K,), the distinct reward values.
-    G : int ≥ 1, the group size.
+    group_size : int ≥ 1, the group size.
     advantage_fn : callable mapping rewards (M, G) to advantages (M, G), permutation-equivariant
         (permuting a group's rewards permutes its advantages), e.g. ``group_advantages``.
 
@@ -132,7 +132,7 @@ def group_advantage_given_reward(q, values, G: int, advantage_fn) -> np.ndarray:
         raise ValueError(f"q must have shape (..., K) = (..., {K}), got {q.shape}")
     if np.any(q < 0) or np.abs(q.sum(axis=-1) - 1).max() > 1e-9:
         raise ValueError("each row of q must be a probability vector (non-negative, summing to 1)")
-    G = as_count(G, "G (completions per prompt)", minimum=1, maximum=10_000)
+    G = as_count(group_size, "group_size (G, completions per prompt)", minimum=1, maximum=10_000)
     n_counts = math.comb(G + K - 2, K - 1)
     if n_counts * K > MAX_GROUP_CONFIGURATIONS:
         raise ValueError(
@@ -164,7 +164,7 @@ def group_advantage_given_reward(q, values, G: int, advantage_fn) -> np.ndarray:
 
 
 def group_estimator_expectation(
-    tmdp: TokenMDP, θ, G: int, advantage_fn, *, sequence_weight=None, features=None, per_prompt: bool = False
+    tmdp: TokenMDP, θ, group_size: int, advantage_fn, *, sequence_weight=None, features=None, per_prompt: bool = False
 ) -> np.ndarray:
     r"""The exact expectation of a group-relative policy-gradient estimator, by conditioning on rewards.
 
@@ -192,7 +192,7 @@ def group_estimator_expectation(
     Parameters
     ----------
     tmdp, θ, features : the token MDP and policy, as in :func:`~pgnotes.tokens.evaluate` (real ``θ``).
-    G : int ≥ 1, the group size.
+    group_size : int ≥ 1, the group size.
     advantage_fn : callable (M, G) -> (M, G), e.g. ``lambda r: group_advantages(r, divide_by_std=True)``.
     sequence_weight : callable taking a :class:`TokenBatch` and returning ``c``, shape (N,), or None.
     per_prompt : bool, return shape ``(n_prompts,) + θ.shape`` instead of ``θ.shape``.
@@ -203,19 +203,19 @@ def group_estimator_expectation(
         As :func:`group_advantage_given_reward`, or if ``sequence_weight`` returns a bad array.
     """
     tmdp = check_token_mdp(tmdp)
-    c = completions(tmdp, θ, features)
+    c = completions(tmdp, θ, features=features)
     values, k = np.unique(c.rewards, return_inverse=True)
     q = np.zeros((tmdp.n_prompts, values.size))
-    np.add.at(q, (c.prompt_ids, k), c.p)
+    np.add.at(q, (c.prompt_ids, k), c.prob)
     q /= q.sum(axis=1, keepdims=True)  # rounding only
-    cond = group_advantage_given_reward(q, values, G, advantage_fn)  # (n_prompts, K)
-    w = c.p * cond[c.prompt_ids, k]
+    cond = group_advantage_given_reward(q, values, group_size, advantage_fn)  # (n_prompts, K)
+    w = c.prob * cond[c.prompt_ids, k]
     if sequence_weight is not None:
         w = w * real_array(sequence_weight(c), "sequence_weight(batch), one real weight per completion,", shape=(c.n,))
-    pol = token_policy(tmdp, θ, features)[0]
+    pol = token_policy(tmdp, θ, features=features)[0]
     rows = np.repeat(np.arange(c.n), c.lengths)
     k_t, a_t = c.prefixes[c.mask], c.tokens[c.mask]  # row-major: the tokens of each completion in turn
-    W = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
+    W = np.zeros((tmdp.n_prefixes, tmdp.n_vocab))
     np.add.at(W, (k_t, a_t), w[rows])  # Σ over the completions through (prefix, token) of their weight
     if not per_prompt:
         return pol.score_contract(tmdp.rho[tmdp.prompt_of][:, None] * W)

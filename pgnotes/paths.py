@@ -22,12 +22,12 @@ __all__ = ["trajectory_probability", "k_step_by_paths"]
 MAX_PATHS = 5_000_000
 
 
-def trajectory_probability(batch: Batch, mdp: TabularMDP, θ, features=None) -> np.ndarray:
+def trajectory_probability(mdp: TabularMDP, θ, batch: Batch, *, features=None) -> np.ndarray:
     r"""``P(τ|π_θ) = ρ0(s_0) ∏_t π_θ(a_t|s_t) P(s_{t+1}|s_t,a_t)`` for each trajectory.
 
     The product of eq. ``a-Ptau`` (book: derivation A, step 2), multiplied out with no
     logarithm. Steps after the episode ended (``batch.mask`` False) contribute the factor 1.
-    ``θ`` may be complex, so ``pgnotes.check.complex_step_jacobian`` of this function is
+    ``θ`` may be complex, so ``pgnotes.reference.complex_step_jacobian`` of this function is
     ``∇_θ P(τ)`` by a route independent of ``trajectories.log_probability`` (eq. ``a-logtrick``).
 
     Parameters
@@ -54,14 +54,14 @@ def trajectory_probability(batch: Batch, mdp: TabularMDP, θ, features=None) -> 
     if too_big:
         raise ValueError("batch holds states or actions that mdp does not have; "
                          "pass the MDP the batch was drawn from")
-    π = softmax_policy(mdp, θ, features).probs
+    π = softmax_policy(mdp, θ, features=features).probs
     s, a, s_next = batch.states, batch.actions, batch.next_states
     step = π[s, a] * mdp.P[s, a, s_next]
     step = np.where(batch.mask, step, 1.0)
     return mdp.rho0[s[:, 0]] * step.prod(axis=1)
 
 
-def k_step_by_paths(mdp: TabularMDP, θ, k: int, features=None) -> np.ndarray:
+def k_step_by_paths(mdp: TabularMDP, θ, k: int, *, features=None) -> np.ndarray:
     r"""``d(s → x; k) = Pr(s_k = x | s_0 = s)`` by listing every path of ``k`` steps.
 
     Book: derivation B, eq. ``b-kstep``. Each path ``s_0, a_0, s_1, …, a_{k-1}, s_k`` gets the
@@ -100,7 +100,7 @@ def k_step_by_paths(mdp: TabularMDP, θ, k: int, features=None) -> np.ndarray:
     if S * (A * S) ** k > MAX_PATHS:
         raise ValueError(f"{S}·({A}·{S})^{k} paths exceed MAX_PATHS = {MAX_PATHS:,}; "
                          "use a smaller k (pgnotes.exact.k_step has no such limit)")
-    π = softmax_policy(mdp, θ, features).probs
+    π = softmax_policy(mdp, θ, features=features).probs
     start = np.arange(S)                    # s_0 of each path
     last = np.arange(S)                     # s_t of each path
     prob = np.ones(S)

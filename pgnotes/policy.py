@@ -10,7 +10,7 @@ Every routine of the book needs the score only through weighted sums
 :math:`\sum_{s,a} W_{s,a} ∇_θ \log π_θ(a|s)`, so policies expose those contractions and never
 materialise the (S, A, *θ.shape) score tensor unless asked (:meth:`SoftmaxPolicy.score`).
 
-Complex ``θ`` is accepted so that complex-step derivatives (``pgnotes.check``) work.
+Complex ``θ`` is accepted so that complex-step derivatives (``pgnotes.reference``) work.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class LogLinearSoftmax(SoftmaxPolicy):
         return np.einsum("nt,ntd->nd", weights, self.score(states, actions))
 
 
-def softmax_policy(mdp: TabularMDP, θ, features=None) -> SoftmaxPolicy:
+def softmax_policy(mdp: TabularMDP, θ, *, features=None) -> SoftmaxPolicy:
     """The softmax policy ``π_θ`` on ``mdp``: tabular if ``features`` is None, else log-linear.
 
     Book: Preface, *policies*.

@@ -23,7 +23,8 @@ __all__ = [
     "fit_values",
 ]
 
-def token_rewards(tmdp: TokenMDP, batch: TokenBatch, *, β: float = 0.0, θ=None, θ_ref=None, features=None) -> np.ndarray:
+def token_rewards(tmdp: TokenMDP, batch: TokenBatch, *, beta: float = 0.0, θ=None, theta_ref=None,
+                  features=None) -> np.ndarray:
     r"""Per-token rewards, shape (N, L): the verifier's ``r`` on the last real token, minus a KL term on every one.
 
     .. math:: r_t = r(x, y)\, 1[t = |y| - 1] \;-\; β \log\frac{π_θ(y_t|s_t)}{π_{ref}(y_t|s_t)}, \qquad t < |y|,
@@ -36,23 +37,24 @@ def token_rewards(tmdp: TokenMDP, batch: TokenBatch, *, β: float = 0.0, θ=None
     Book: language models II, ``ppo-gae``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    β = check_kl_coefficient(β, θ_ref)
+    beta = check_kl_coefficient(beta, theta_ref)
     N = batch.n
     r = np.zeros(batch.tokens.shape)
     last = batch.lengths - 1
     ok = last >= 0
     r[np.arange(N)[ok], last[ok]] = batch.rewards[ok]
-    if β > 0:
+    if beta > 0:
         if θ is None:
             raise ValueError("a KL term in the reward (β > 0) needs the policy parameters θ")
-        log_ratio = token_log_probs(tmdp, θ, batch, features) - token_log_probs(tmdp, θ_ref, batch, features)
+        log_ratio = (token_log_probs(tmdp, θ, batch, features=features)
+                     - token_log_probs(tmdp, theta_ref, batch, features=features))
         if np.iscomplexobj(log_ratio):
             raise ValueError("token_rewards needs a real θ")
-        r = r - β * log_ratio
+        r = r - beta * log_ratio
     return np.where(batch.mask, r, 0.0)
 
 
-def gae_advantages(tmdp: TokenMDP, batch: TokenBatch, rewards, values, λ: float) -> np.ndarray:
+def gae_advantages(tmdp: TokenMDP, batch: TokenBatch, rewards, values, lam: float) -> np.ndarray:
     r"""Token-level GAE with ``γ = 1``: :math:`\hat A_t = \sum_{l ≥ 0} λ^l δ_{t+l}`, shape (N, L).
 
     .. math:: δ_t = r_t + V(s_{t+1}) - V(s_t), \qquad \hat A_t = δ_t + λ \hat A_{t+1},
@@ -80,7 +82,7 @@ def gae_advantages(tmdp: TokenMDP, batch: TokenBatch, rewards, values, λ: float
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
     r = real_array(rewards, "rewards", shape=batch.tokens.shape)
     V = real_array(values, "values (one per non-terminal prefix)", shape=(tmdp.n_prefixes,))
-    lam = as_real(λ, "λ", low=0.0, high=1.0)
+    lam = as_real(lam, "lam (GAE λ)", low=0.0, high=1.0)
     V_t = np.where(batch.mask, np.append(V, 0.0)[batch.prefixes], 0.0)  # the done state is worth 0
     V_next = np.concatenate([V_t[:, 1:], np.zeros((batch.n, 1))], axis=1)  # 0 after the last real token
     δ = np.where(batch.mask, np.where(batch.mask, r, 0.0) + V_next - V_t, 0.0)
@@ -88,23 +90,24 @@ def gae_advantages(tmdp: TokenMDP, batch: TokenBatch, rewards, values, λ: float
 
 
 def _clip_range(ε) -> float:
-    return as_real(ε, "the clip range ε", low=0.0, high=1.0, low_open=True, high_open=True)
+    return as_real(ε, "cliprange (the clip range ε)", low=0.0, high=1.0, low_open=True, high_open=True)
 
 
-def _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, ε, features):
-    eps = _clip_range(ε)
+def _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, cliprange, features):
+    eps = _clip_range(cliprange)
     Â = real_array(advantages, "advantages", shape=batch.tokens.shape)
-    old = token_log_probs(tmdp, θ_old, batch, features)
+    old = token_log_probs(tmdp, θ_old, batch, features=features)
     if np.iscomplexobj(old):
         raise ValueError("θ_old must be real")
-    ρ = np.exp(token_log_probs(tmdp, θ, batch, features) - old)
+    ρ = np.exp(token_log_probs(tmdp, θ, batch, features=features) - old)
     # min(ρÂ, clip(ρ)Â) takes the clipped, constant branch only where the ratio has left the
     # trust region in the direction the advantage pushes it; the real part decides (complex steps).
     flat = ((Â > 0) & (ρ.real > 1 + eps)) | ((Â < 0) & (ρ.real < 1 - eps))
     return ρ, Â, flat, eps
 
 
-def clipped_surrogate(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, advantages, ε: float = 0.2, features=None) -> np.ndarray:
+def clipped_surrogate(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, advantages, *,
+                      cliprange: float = 0.2, features=None) -> np.ndarray:
     r"""PPO's clipped surrogate per completion, :math:`\sum_t \min(ρ_t \hat A_t, \mathrm{clip}(ρ_t, 1-ε, 1+ε)\hat A_t)`, shape (N,).
 
     :math:`ρ_t = π_θ(y_t|s_t) / π_{old}(y_t|s_t)` per real token, ``advantages`` (N, L) fixed
@@ -115,13 +118,13 @@ def clipped_surrogate(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, advantages,
     from the kinks ``ρ_t = 1 ± ε``. Book: language models II, ``ppo-clip``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    ρ, Â, flat, eps = _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, ε, features)
+    ρ, Â, flat, eps = _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, cliprange, features)
     value = np.where(flat, np.clip(ρ.real, 1 - eps, 1 + eps) * Â, ρ * Â)
     return np.where(batch.mask, value, 0.0).sum(axis=1)
 
 
 def clipped_surrogate_gradient(
-    tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, advantages, ε: float = 0.2, features=None
+    tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, advantages, *, cliprange: float = 0.2, features=None
 ) -> np.ndarray:
     r"""``∇_θ`` of :func:`clipped_surrogate` per completion, shape ``(N,) + θ.shape``.
 
@@ -132,20 +135,22 @@ def clipped_surrogate_gradient(
     estimator with weights :math:`\hat A_t`. Book: language models II, ``ppo-clip``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    ρ, Â, flat, _ = _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, ε, features)
+    ρ, Â, flat, _ = _ratio_and_branch(tmdp, θ, θ_old, batch, advantages, cliprange, features)
     if np.iscomplexobj(ρ):
         raise ValueError("clipped_surrogate_gradient needs a real θ")
-    return score_sum(tmdp, θ, batch, np.where(batch.mask & ~flat, ρ * Â, 0.0), features)
+    return score_sum(tmdp, θ, batch, np.where(batch.mask & ~flat, ρ * Â, 0.0), features=features)
 
 
-def clip_fraction(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, ε: float = 0.2, features=None) -> float:
+def clip_fraction(tmdp: TokenMDP, θ, θ_old, batch: TokenBatch, *, cliprange: float = 0.2,
+                  features=None) -> float:
     r"""The fraction of real tokens whose ratio has left :math:`[1-ε, 1+ε]`: PPO's logged ``clipfrac``.
 
     Book: language models II, ``ppo-clip``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    eps = _clip_range(ε)
-    log_ratio = token_log_probs(tmdp, θ, batch, features) - token_log_probs(tmdp, θ_old, batch, features)
+    eps = _clip_range(cliprange)
+    log_ratio = (token_log_probs(tmdp, θ, batch, features=features)
+                 - token_log_probs(tmdp, θ_old, batch, features=features))
     if np.iscomplexobj(log_ratio):
         raise ValueError("clip_fraction needs real parameters")
     return float((np.abs(np.exp(log_ratio) - 1.0) > eps)[batch.mask].mean())
@@ -163,7 +168,7 @@ def conditional_expectation(tmdp: TokenMDP, batch: TokenBatch, X) -> tuple[np.nd
     X = real_array(X, "X", shape=batch.tokens.shape)
     w = np.broadcast_to(q[:, None], X.shape)[batch.mask]
     k, a = batch.prefixes[batch.mask], batch.tokens[batch.mask]
-    prob = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
+    prob = np.zeros((tmdp.n_prefixes, tmdp.n_vocab))
     num = np.zeros_like(prob)
     np.add.at(prob, (k, a), w)
     np.add.at(num, (k, a), w * X[batch.mask])
@@ -171,8 +176,8 @@ def conditional_expectation(tmdp: TokenMDP, batch: TokenBatch, X) -> tuple[np.nd
 
 
 def fit_values(
-    tmdp: TokenMDP, θ, values, *, steps: int, step_size: float, G: int, rng: np.random.Generator,
-    β: float = 0.0, θ_ref=None, features=None, history: bool = False,
+    tmdp: TokenMDP, θ, values, *, steps: int, step_size: float, group_size: int, rng: np.random.Generator,
+    beta: float = 0.0, theta_ref=None, features=None, history: bool = False,
 ) -> np.ndarray:
     r"""A tabular critic after ``steps`` of Monte Carlo regression on returns sampled from ``π_θ``.
 
@@ -194,8 +199,10 @@ def fit_values(
     out = [V.copy()]
     zeros = np.zeros(tmdp.n_prefixes)
     for _ in range(steps):
-        b = sample_groups(tmdp, θ, G=G, rng=rng, features=features)
-        ret = gae_advantages(tmdp, b, token_rewards(tmdp, b, β=β, θ=θ, θ_ref=θ_ref, features=features), zeros, 1.0)
+        b = sample_groups(tmdp, θ, group_size=group_size, rng=rng, features=features)
+        ret = gae_advantages(tmdp, b,
+                             token_rewards(tmdp, b, beta=beta, θ=θ, theta_ref=theta_ref,
+                                           features=features), zeros, 1.0)
         k = b.prefixes[b.mask]
         resid = np.bincount(k, ret[b.mask], minlength=tmdp.n_prefixes) - np.bincount(k, minlength=tmdp.n_prefixes) * V
         V = V + α * resid / b.n

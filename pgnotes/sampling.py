@@ -36,7 +36,7 @@ class Batch:
     mask : bool array, shape (n, horizon)
         True while the episode is running (``s_t`` not terminal). Steps taken in a terminal
         state carry no reward and no score: estimators multiply by the mask.
-    p : float array, shape (n,), or None
+    prob : float array, shape (n,), or None
         Exact probability ``P(τ|π_θ)`` of each trajectory when the batch is an enumeration
         (:func:`pgnotes.trajectories.enumerate_trajectories`); None for samples.
     gamma : float
@@ -49,7 +49,7 @@ class Batch:
     next_states: np.ndarray
     mask: np.ndarray
     gamma: float
-    p: np.ndarray | None = None
+    prob: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -110,7 +110,7 @@ def sample(mdp: TabularMDP, θ, *, n: int, horizon: int, rng: np.random.Generato
     >>> from pgnotes import envs
     >>> mdp = envs.two_state_mdp(0.9)
     >>> batch = sample(mdp, np.zeros((2, 2)), n=1000, horizon=5, rng=np.random.default_rng(0))
-    >>> batch.states.shape, batch.p is None
+    >>> batch.states.shape, batch.prob is None
     ((1000, 5), True)
     """
     rng = check_rng(rng)
@@ -118,7 +118,7 @@ def sample(mdp: TabularMDP, θ, *, n: int, horizon: int, rng: np.random.Generato
     T = as_count(horizon, "horizon", minimum=1, maximum=MAX_STEPS)
     if n * T > MAX_STEPS:
         raise ValueError(f"n · horizon = {n * T} exceeds MAX_STEPS = {MAX_STEPS}; draw in chunks")
-    π = softmax_policy(mdp, θ, features).probs
+    π = softmax_policy(mdp, θ, features=features).probs
     if np.iscomplexobj(π):
         raise ValueError("sampling needs a real θ")
     S, A = mdp.n_states, mdp.n_actions

@@ -28,7 +28,7 @@ __all__ = [
 MAX_TRAJECTORIES = 2_000_000
 
 
-def enumerate_trajectories(mdp: TabularMDP, θ, horizon: int, features=None) -> Batch:
+def enumerate_trajectories(mdp: TabularMDP, θ, *, horizon: int, features=None) -> Batch:
     r"""Every trajectory of ``horizon`` steps with positive probability, and ``P(τ|π_θ)``.
 
     A trajectory is ``(s_0, a_0, s_1, …, a_{T-1}, s_T)``, with
@@ -49,15 +49,15 @@ def enumerate_trajectories(mdp: TabularMDP, θ, horizon: int, features=None) -> 
     >>> import numpy as np
     >>> from pgnotes import envs, estimators, finite
     >>> mdp, θ = envs.two_state_mdp(0.9), np.zeros((2, 2))
-    >>> batch = enumerate_trajectories(mdp, θ, 3)
-    >>> batch.n, round(float(batch.p.sum()), 12)
+    >>> batch = enumerate_trajectories(mdp, θ, horizon=3)
+    >>> batch.n, round(float(batch.prob.sum()), 12)
     (54, 1.0)
     >>> J_T = expectation(batch, estimators.total_return(batch))  # E[R(τ)] = J_T, exactly
-    >>> bool(abs(J_T - finite.objective(mdp, θ, 3)) < 1e-12)
+    >>> bool(abs(J_T - finite.objective(mdp, θ, horizon=3)) < 1e-12)
     True
     """
     T = as_count(horizon, "horizon", minimum=1, maximum=64)
-    π = softmax_policy(mdp, θ, features).probs
+    π = softmax_policy(mdp, θ, features=features).probs
     if np.iscomplexobj(π):
         raise ValueError("enumeration needs a real θ")
     S, A = mdp.n_states, mdp.n_actions
@@ -92,14 +92,15 @@ def enumerate_trajectories(mdp: TabularMDP, θ, horizon: int, features=None) -> 
     return Batch(states, actions, rewards, nexts, mask, mdp.gamma, p)
 
 
-def log_probability(batch: Batch, mdp: TabularMDP, θ, features=None, *, include_env: bool = True) -> np.ndarray:
+def log_probability(mdp: TabularMDP, θ, batch: Batch, *, features=None,
+                    include_env: bool = True) -> np.ndarray:
     r"""``log P(τ|π_θ)`` for each trajectory of ``batch``, shape (n,).
 
     ``log ρ0(s_0) + Σ_t log P(s_{t+1}|s_t,a_t) + Σ_t log π_θ(a_t|s_t)``. With
     ``include_env=False`` only the policy terms are kept. Accepts complex ``θ``, so its
     complex-step derivative is ``∇_θ log P(τ)`` (book: derivation A, the dynamics drop out).
     """
-    π = softmax_policy(mdp, θ, features).probs
+    π = softmax_policy(mdp, θ, features=features).probs
     logπ = np.log(π[batch.states, batch.actions])
     out = np.where(batch.mask, logπ, 0.0).sum(axis=1)
     if include_env:
@@ -110,9 +111,9 @@ def log_probability(batch: Batch, mdp: TabularMDP, θ, features=None, *, include
 
 
 def _probabilities(batch: Batch) -> np.ndarray:
-    if batch.p is None:
-        raise ValueError("exact moments need an enumerated batch (batch.p is None for samples)")
-    return batch.p
+    if batch.prob is None:
+        raise ValueError("exact moments need an enumerated batch (batch.prob is None for samples)")
+    return batch.prob
 
 
 def expectation(batch: Batch, X) -> np.ndarray:
@@ -137,7 +138,7 @@ def variance(batch: Batch, X, *, total: bool = True):
     return float(np.sum(per)) if total else per
 
 
-def conditional_expectation(batch: Batch, mdp: TabularMDP, X) -> tuple[np.ndarray, np.ndarray]:
+def conditional_expectation(mdp: TabularMDP, batch: Batch, X) -> tuple[np.ndarray, np.ndarray]:
     r"""``E[X_t | s_t = s, a_t = a]`` for per-step values ``X`` of shape (n, T), exactly.
 
     Groups the enumerated trajectories by ``(t, s_t, a_t)`` and weighs them by ``P(τ)``:

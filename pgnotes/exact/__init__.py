@@ -26,7 +26,6 @@ from ._evaluation import (
     phi,
     policy_gradient,
     policy_matrix,
-    policy_reward,
     score_function_moments,
     state_values,
     truncated_visit_counts,
@@ -52,48 +51,7 @@ from ._trust import (
 from ._dynamics import METHODS, Path, ascent, clip_objective, surrogate_ascent, trpo_step
 from ._average import average_reward, average_reward_gradient, stationary_distribution
 
-__all__ = [
-    "Evaluation",
-    "evaluate",
-    "policy_matrix",
-    "policy_reward",
-    "state_values",
-    "action_values",
-    "advantages",
-    "k_step",
-    "visit_counts",
-    "truncated_visit_counts",
-    "occupancy",
-    "on_policy_distribution",
-    "objective",
-    "phi",
-    "policy_gradient",
-    "value_gradient",
-    "undiscounted_update",
-    "score_function_moments",
-    "MAX_EPISODE_LENGTH",
-    # trust regions and the natural gradient
-    "performance_difference",
-    "surrogate",
-    "kl_per_state",
-    "max_kl",
-    "mean_kl",
-    "trpo_lower_bound",
-    "mismatch_coefficient",
-    "optimal_values",
-    "score_matrix",
-    "fisher",
-    "natural_gradient",
-    "critic_gradient",
-    # exact dynamics
-    "METHODS",
-    "Path",
-    "ascent",
-    "clip_objective",
-    "surrogate_ascent",
-    "trpo_step",
-    # average reward
-    "stationary_distribution",
-    "average_reward",
-    "average_reward_gradient",
-]
+from . import _average, _dynamics, _evaluation, _trust
+
+#: Every public name of the submodules, in the order of the table above.
+__all__ = [*_evaluation.__all__, "MAX_EPISODE_LENGTH", *_trust.__all__, *_dynamics.__all__, *_average.__all__]

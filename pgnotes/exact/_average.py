@@ -49,29 +49,29 @@ def _stationary(mdp, π):
     return μ, P_π
 
 
-def stationary_distribution(mdp, θ, features=None) -> np.ndarray:
+def stationary_distribution(mdp, θ, *, features=None) -> np.ndarray:
     r"""``μ_θ``, the stationary law of ``P_π`` (``μ^T P_π = μ^T``, ``Σ μ = 1``), shape (S,).
 
     Raises ``ValueError`` for an episodic MDP or a chain with no unique stationary law.
     Book: from the gradient to trust regions I, ``tr-average``.
     """
     _continuing(mdp, "stationary_distribution")
-    return _stationary(mdp, softmax_policy(mdp, θ, features).probs)[0]
+    return _stationary(mdp, softmax_policy(mdp, θ, features=features).probs)[0]
 
 
-def average_reward(mdp, θ, features=None) -> float:
+def average_reward(mdp, θ, *, features=None) -> float:
     r"""``r(θ) = Σ_s μ_θ(s) Σ_a π_θ(a|s) R(s,a)``; complex ``θ`` allowed (complex step).
 
     Book: from the gradient to trust regions I, ``tr-average``.
     """
     _continuing(mdp, "average_reward")
-    π = softmax_policy(mdp, θ, features).probs
+    π = softmax_policy(mdp, θ, features=features).probs
     μ, _ = _stationary(mdp, π)
     r = μ @ np.einsum("sa,sa->s", π, mdp.R)
     return r.item() if np.iscomplexobj(r) else float(r)
 
 
-def average_reward_gradient(mdp, θ, features=None, *, critic_gamma=None) -> np.ndarray:
+def average_reward_gradient(mdp, θ, *, features=None, critic_gamma=None) -> np.ndarray:
     r"""``Σ_s μ(s) Σ_a π(a|s) Q̃(s,a) ∇log π(a|s)``, shape of ``θ``.
 
     With ``critic_gamma=None``, ``Q̃`` is the differential action value and the result is
@@ -80,7 +80,7 @@ def average_reward_gradient(mdp, θ, features=None, *, critic_gamma=None) -> np.
     run; it tends to ``∇r`` as ``γ → 1``. Book: from the gradient to trust regions I, ``tr-average``.
     """
     _continuing(mdp, "average_reward_gradient")
-    π_θ = softmax_policy(mdp, θ, features)
+    π_θ = softmax_policy(mdp, θ, features=features)
     μ, P_π = _stationary(mdp, π_θ.probs)
     if critic_gamma is None:
         r_π = np.einsum("sa,sa->s", π_θ.probs, mdp.R)
@@ -93,5 +93,5 @@ def average_reward_gradient(mdp, θ, features=None, *, critic_gamma=None) -> np.
         g = float(critic_gamma)
         if not 0.0 <= g < 1.0:
             raise ValueError(f"critic_gamma must lie in [0, 1), got {critic_gamma}")
-        Q = evaluate(mdp.with_gamma(g), θ, features).Q
+        Q = evaluate(mdp.with_gamma(g), θ, features=features).Q
     return π_θ.score_contract(μ[:, None] * π_θ.probs * Q)

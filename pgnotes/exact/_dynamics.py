@@ -57,7 +57,7 @@ def _positive(x, name: str) -> float:
     return float(x)
 
 
-def clip_objective(mdp, θ_old, θ, cliprange: float, features=None) -> tuple[float, np.ndarray]:
+def clip_objective(mdp, θ, θ_old, cliprange: float, *, features=None) -> tuple[float, np.ndarray]:
     r"""PPO's clipped surrogate ``L^CLIP_{θ_old}(θ)`` and its exact gradient in ``θ``.
 
     Zero at ``θ = θ_old``, where its gradient is ``∇J(θ_old)``. Pairs whose ratio has left
@@ -65,7 +65,7 @@ def clip_objective(mdp, θ_old, θ, cliprange: float, features=None) -> tuple[fl
     Book: from the gradient to trust regions I, ``tr-ppo``.
     """
     ε = _positive(cliprange, "cliprange")
-    return _clip(evaluate(mdp, θ_old, features), softmax_policy(mdp, θ, features), ε)
+    return _clip(evaluate(mdp, θ_old, features=features), softmax_policy(mdp, θ, features=features), ε)
 
 
 def _clip(old, π_θ, ε):
@@ -92,11 +92,11 @@ def surrogate_ascent(mdp, θ_old, *, lr, epochs, cliprange=None, kl_coef=0.0, fe
     lr = _positive(lr, "lr")
     epochs = as_count(epochs, "epochs", minimum=1, maximum=100_000)
     θ_old = np.asarray(θ_old, dtype=float)
-    old = evaluate(mdp, θ_old, features)
+    old = evaluate(mdp, θ_old, features=features)
     ε = None if cliprange is None else _positive(cliprange, "cliprange")
     θ = θ_old.copy()
     for _ in range(epochs):
-        π_θ = softmax_policy(mdp, θ, features)
+        π_θ = softmax_policy(mdp, θ, features=features)
         if ε is None:
             g = π_θ.score_contract(old.η[:, None] * π_θ.probs * old.A)
         else:
@@ -107,7 +107,7 @@ def surrogate_ascent(mdp, θ_old, *, lr, epochs, cliprange=None, kl_coef=0.0, fe
     return θ
 
 
-def trpo_step(mdp, θ_old, δ, features=None, *, backtracks: int = 20) -> np.ndarray:
+def trpo_step(mdp, θ_old, δ, *, features=None, backtracks: int = 20) -> np.ndarray:
     r"""One exact TRPO update: the natural direction scaled to mean KL ``δ``, then backtracking.
 
     The quadratic model ``mean KL ≈ ½ Δ^T F_μ Δ``, with ``F_μ = Σ_s μ(s) Σ_a π ψ ψ^T`` the
@@ -123,14 +123,14 @@ def trpo_step(mdp, θ_old, δ, features=None, *, backtracks: int = 20) -> np.nda
     if quad <= 0.0:
         return θ_old.copy()  # a stationary point: nothing to gain
     Δ = np.sqrt(2.0 * δ / quad) * x
-    old = evaluate(mdp, θ_old, features)
+    old = evaluate(mdp, θ_old, features=features)
     for _ in range(backtracks):
         θ = θ_old + Δ
-        π = softmax_policy(mdp, θ, features).probs
+        π = softmax_policy(mdp, θ, features=features).probs
         gain = float(np.sum(old.η[:, None] * π * old.A))
-        if gain > 0.0 and mean_kl(mdp, θ_old, θ, features) <= δ:
+        if gain > 0.0 and mean_kl(mdp, θ_old, θ, features=features) <= δ:
             try:
-                evaluate(mdp, θ, features)  # at γ = 1: the new policy must still end episodes
+                evaluate(mdp, θ, features=features)  # at γ = 1: the new policy must still end episodes
                 return θ
             except ValueError:
                 pass
@@ -138,7 +138,7 @@ def trpo_step(mdp, θ_old, δ, features=None, *, backtracks: int = 20) -> np.nda
     return θ_old.copy()
 
 
-def ascent(mdp, θ0, step, n, method: str = "pg", features=None, **options) -> Path:
+def ascent(mdp, θ0, step, *, n, method: str = "pg", features=None, **options) -> Path:
     r"""Run ``n`` exact updates from ``θ0`` and record ``θ``, ``J`` and each update's KL.
 
     Methods
@@ -158,25 +158,25 @@ def ascent(mdp, θ0, step, n, method: str = "pg", features=None, **options) -> P
     step = _positive(step, "step")
     n = as_count(n, "n", minimum=0, maximum=1_000_000)
     θ = np.asarray(θ0, dtype=float).copy()
-    θs, Js = [θ], [evaluate(mdp, θ, features).J]
+    θs, Js = [θ], [evaluate(mdp, θ, features=features).J]
     mean, mx = [], []
     for _ in range(n):
         if method == "pg":
-            new = θ + step * policy_gradient(mdp, θ, features)
+            new = θ + step * policy_gradient(mdp, θ, features=features)
         elif method == "npg":
-            new = θ + step * natural_gradient(mdp, θ, features)
+            new = θ + step * natural_gradient(mdp, θ, features=features)
         elif method == "trpo":
-            new = trpo_step(mdp, θ, step, features)
+            new = trpo_step(mdp, θ, step, features=features)
         else:
             kw = dict(options)
             if method == "kl":
                 kw["cliprange"] = None
             new = surrogate_ascent(mdp, θ, lr=step, features=features, **kw)
-        kl = kl_per_state(mdp, θ, new, features)
-        η = evaluate(mdp, θ, features).η
+        kl = kl_per_state(mdp, θ, new, features=features)
+        η = evaluate(mdp, θ, features=features).η
         mean.append(float(np.sum(η * kl) / η.sum()))
         mx.append(float(kl[~mdp.terminal].max()))
         θ = new
         θs.append(θ)
-        Js.append(evaluate(mdp, θ, features).J)
+        Js.append(evaluate(mdp, θ, features=features).J)
     return Path(np.array(θs), np.array(Js), np.array(mean), np.array(mx))

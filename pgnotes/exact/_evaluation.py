@@ -11,7 +11,7 @@ The gradient is then :math:`∇J = \sum_s η(s) φ(s)` with
 :math:`φ(s) = \sum_a ∇π(a|s) Q(s,a)` (eq. (5) of the source), with no numerical
 differentiation.
 
-All functions take ``(mdp, θ, features=None)``; ``features`` selects the log-linear policy.
+All functions take ``(mdp, θ, *, features=None)``; ``features`` selects the log-linear policy.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lu_solve
 
-from .._validate import as_count
+from .._validate import as_count, real_array
 from ..mdp import TabularMDP
 from ..policy import SoftmaxPolicy, TabularSoftmax, softmax_policy
 from ._termination import MAX_EPISODE_LENGTH, _check_termination, _factor, _listed, _never_terminating
@@ -30,7 +30,6 @@ __all__ = [
     "Evaluation",
     "evaluate",
     "policy_matrix",
-    "policy_reward",
     "state_values",
     "action_values",
     "advantages",
@@ -76,7 +75,7 @@ class Evaluation:
     _live: np.ndarray
 
 
-def evaluate(mdp: TabularMDP, θ, features=None) -> Evaluation:
+def evaluate(mdp: TabularMDP, θ, *, features=None) -> Evaluation:
     r"""Evaluate ``π_θ`` exactly: ``P_π, r_π, V, Q, A, η, J`` from one LU factorisation.
 
     Book: derivation B, Bellman equations and ``b-eta``.
@@ -88,7 +87,7 @@ def evaluate(mdp: TabularMDP, θ, features=None) -> Evaluation:
         or when it terminates with a probability that is numerically zero (expected episode
         length above :data:`MAX_EPISODE_LENGTH`).
     """
-    π_θ = softmax_policy(mdp, θ, features)
+    π_θ = softmax_policy(mdp, θ, features=features)
     π = π_θ.probs
     P_π = np.einsum("sa,sax->sx", π, mdp.P)
     r_π = np.einsum("sa,sa->s", π, mdp.R)
@@ -110,53 +109,47 @@ def evaluate(mdp: TabularMDP, θ, features=None) -> Evaluation:
     return Evaluation(π, P_π, r_π, V, Q, A, η, J, π_θ, lu, live)
 
 
-def policy_matrix(mdp, θ, features=None) -> np.ndarray:
+def policy_matrix(mdp, θ, *, features=None) -> np.ndarray:
     r"""``P_π(x|s) = Σ_a π(a|s) P(x|s,a)`` = ``d(s→x;1)``, shape (S, S). Book: derivation B, ``b-kstep``."""
-    π = softmax_policy(mdp, θ, features).probs
+    π = softmax_policy(mdp, θ, features=features).probs
     return np.einsum("sa,sax->sx", π, mdp.P)
 
 
-def policy_reward(mdp, θ, features=None) -> np.ndarray:
-    r"""``r_π(s) = Σ_a π(a|s) R(s,a)``, shape (S,)."""
-    π = softmax_policy(mdp, θ, features).probs
-    return np.einsum("sa,sa->s", π, mdp.R)
-
-
-def state_values(mdp, θ, features=None) -> np.ndarray:
+def state_values(mdp, θ, *, features=None) -> np.ndarray:
     r"""``V_π(s)``, the solution of ``V = r_π + γ P_π V`` (zero at terminal states). Book: derivation B, ``b-bellman``."""
-    return evaluate(mdp, θ, features).V
+    return evaluate(mdp, θ, features=features).V
 
 
-def action_values(mdp, θ, features=None) -> np.ndarray:
+def action_values(mdp, θ, *, features=None) -> np.ndarray:
     r"""``Q_π(s,a) = R(s,a) + γ Σ_{s'} P(s'|s,a) V_π(s')``, shape (S, A). Book: derivation B, ``b-bellman``."""
-    return evaluate(mdp, θ, features).Q
+    return evaluate(mdp, θ, features=features).Q
 
 
-def advantages(mdp, θ, features=None) -> np.ndarray:
+def advantages(mdp, θ, *, features=None) -> np.ndarray:
     r"""``A_π(s,a) = Q_π(s,a) - V_π(s)``, shape (S, A). Book: derivation B, A2C."""
-    return evaluate(mdp, θ, features).A
+    return evaluate(mdp, θ, features=features).A
 
 
-def k_step(mdp, θ, k: int, features=None) -> np.ndarray:
+def k_step(mdp, θ, k: int, *, features=None) -> np.ndarray:
     r"""k-step transition probabilities ``d(s→x;k) = Pr(s_k = x | s_0 = s) = (P_π^k)[s, x]``.
 
     Book: derivation B, ``b-kstep``. Terminal states are absorbing, so rows sum to 1.
     """
     k = as_count(k, "k", minimum=0)
-    return np.linalg.matrix_power(policy_matrix(mdp, θ, features), k)
+    return np.linalg.matrix_power(policy_matrix(mdp, θ, features=features), k)
 
 
-def visit_counts(mdp, θ, features=None) -> np.ndarray:
+def visit_counts(mdp, θ, *, features=None) -> np.ndarray:
     r"""Discounted visit counts ``η(s) = E_{s0~ρ0} Σ_k γ^k d(s0→s;k)`` of non-terminal states.
 
     Solves ``(I - γ P_π)^T η = ρ0`` instead of summing the series. ``Σ_s η(s)`` is the expected
     discounted episode length: ``1/(1-γ)`` when episodes never end, less when they do.
     Book: derivation B, ``b-eta``.
     """
-    return evaluate(mdp, θ, features).η
+    return evaluate(mdp, θ, features=features).η
 
 
-def truncated_visit_counts(mdp, θ, K: int, features=None) -> np.ndarray:
+def truncated_visit_counts(mdp, θ, K: int, *, features=None) -> np.ndarray:
     r"""The series for ``η`` cut after ``K`` terms: ``Σ_{k<K} γ^k ρ0^T P_π^k`` on non-terminal states.
 
     It is also the finite-horizon visit count ``η_T`` with ``T = K`` (book: converting A
@@ -165,7 +158,7 @@ def truncated_visit_counts(mdp, θ, K: int, features=None) -> np.ndarray:
     the unrolled recursion.
     """
     K = as_count(K, "K", minimum=0)
-    P_π = policy_matrix(mdp, θ, features)
+    P_π = policy_matrix(mdp, θ, features=features)
     μ = mdp.rho0.astype(P_π.dtype)
     η = np.zeros_like(μ)
     for k in range(K):
@@ -175,7 +168,7 @@ def truncated_visit_counts(mdp, θ, K: int, features=None) -> np.ndarray:
     return η
 
 
-def occupancy(mdp, θ, features=None) -> np.ndarray:
+def occupancy(mdp, θ, *, features=None) -> np.ndarray:
     r"""Normalised discounted occupancy ``d^γ(s) = (1-γ) η(s)``, shape (S,).
 
     A probability distribution when episodes never end. With terminal states its mass is
@@ -193,43 +186,43 @@ def occupancy(mdp, θ, features=None) -> np.ndarray:
             "occupancy d^γ = (1-γ)η is identically zero at gamma = 1; "
             "use visit_counts (η) or on_policy_distribution (η / Σ η) instead"
         )
-    return (1.0 - mdp.gamma) * visit_counts(mdp, θ, features)
+    return (1.0 - mdp.gamma) * visit_counts(mdp, θ, features=features)
 
 
-def on_policy_distribution(mdp, θ, features=None) -> np.ndarray:
+def on_policy_distribution(mdp, θ, *, features=None) -> np.ndarray:
     r"""``μ(s) = η(s) / Σ_x η(x)``, the normalisation valid for any ``γ`` (Sutton & Barto §9.2).
 
     Book: episodes and γ = 1, ``ep-theorem``.
     """
-    η = visit_counts(mdp, θ, features)
+    η = visit_counts(mdp, θ, features=features)
     return η / η.sum()
 
 
-def objective(mdp, θ, features=None) -> float:
+def objective(mdp, θ, *, features=None) -> float:
     r"""``J(θ) = E_{s0~ρ0} V_π(s0)``. Book: derivation B, ``b-J``."""
-    return evaluate(mdp, θ, features).J
+    return evaluate(mdp, θ, features=features).J
 
 
-def phi(mdp, θ, features=None) -> np.ndarray:
+def phi(mdp, θ, *, features=None) -> np.ndarray:
     r"""``φ(s) = Σ_a ∇_θ π(a|s) Q(s,a)`` for every state, shape ``(S,) + θ.shape``.
 
     Book: derivation B, eq. (4) of the source.
     """
-    ev = evaluate(mdp, θ, features)
+    ev = evaluate(mdp, θ, features=features)
     return ev.policy.score_contract(ev.π * ev.Q, per_state=True)
 
 
-def policy_gradient(mdp, θ, features=None) -> np.ndarray:
+def policy_gradient(mdp, θ, *, features=None) -> np.ndarray:
     r"""``∇J(θ) = Σ_s η(s) Σ_a π(a|s) Q(s,a) ∇ log π(a|s)``, the policy gradient theorem.
 
     Same shape as ``θ``. ``η`` and ``V`` come from one shared factorisation.
     Book: derivation B, eqs. (5)-(6) of the source.
     """
-    ev = evaluate(mdp, θ, features)
+    ev = evaluate(mdp, θ, features=features)
     return ev.policy.score_contract(ev.η[:, None] * ev.π * ev.Q)
 
 
-def undiscounted_update(mdp, θ, features=None) -> np.ndarray:
+def undiscounted_update(mdp, θ, *, features=None) -> np.ndarray:
     r"""Exact expectation of the "no γ^t" update most code implements, over whole episodes.
 
     The sampled update is :math:`\sum_t \big(\sum_{k \ge t} γ^{k-t} r_k\big) ∇_θ \log π_θ(a_t|s_t)`
@@ -272,15 +265,15 @@ def undiscounted_update(mdp, θ, features=None) -> np.ndarray:
             "episodes never end and the undiscounted visit counts η_1 are infinite"
         )
     # Q_γ with the MDP's own γ (at γ = 1, check termination first, with the message below)
-    ev = None if mdp.gamma == 1.0 else evaluate(mdp, θ, features)
-    stuck = _never_terminating(mdp, policy_matrix(mdp, θ, features) if ev is None else ev.P_π)
+    ev = None if mdp.gamma == 1.0 else evaluate(mdp, θ, features=features)
+    stuck = _never_terminating(mdp, policy_matrix(mdp, θ, features=features) if ev is None else ev.P_π)
     if stuck.size:
         raise ValueError(
             f"undiscounted_update needs episodes that end with probability 1, but under π_θ "
             f"{len(stuck)} state(s) ({_listed(stuck)}) never reach a terminal state; the undiscounted "
             "visit counts η_1 are infinite there"
         )
-    ev = evaluate(mdp, θ, features) if ev is None else ev
+    ev = evaluate(mdp, θ, features=features) if ev is None else ev
     live = ev._live
     η_1 = np.zeros(mdp.n_states, dtype=ev.π.dtype)
     if mdp.gamma == 1.0:
@@ -292,12 +285,12 @@ def undiscounted_update(mdp, θ, features=None) -> np.ndarray:
     return ev.policy.score_contract(η_1[:, None] * ev.π * ev.Q)
 
 
-def value_gradient(mdp, θ, features=None) -> np.ndarray:
+def value_gradient(mdp, θ, *, features=None) -> np.ndarray:
     r"""``∇_θ V(s)`` for every state, shape ``(S,) + θ.shape``: ``(I - γ P_π)^{-1} φ``.
 
     The fixed point of recursion (4) of the source. Book: derivation B, ``b-recursion``.
     """
-    ev = evaluate(mdp, θ, features)
+    ev = evaluate(mdp, θ, features=features)
     Φ = ev.policy.score_contract(ev.π * ev.Q, per_state=True)
     flat = Φ.reshape(mdp.n_states, -1)
     out = np.zeros_like(flat)
@@ -305,7 +298,7 @@ def value_gradient(mdp, θ, features=None) -> np.ndarray:
     return out.reshape(Φ.shape)
 
 
-def score_function_moments(mdp, θ, weights, features=None) -> tuple[np.ndarray, float]:
+def score_function_moments(mdp, θ, weights, *, features=None) -> tuple[np.ndarray, float]:
     r"""Exact mean and total variance of one draw of ``w(s,a) ∇_θ log π_θ(a|s)``, ``s ~ d^γ``, ``a ~ π_θ(·|s)``.
 
     Both are finite sums over states and actions:
@@ -345,23 +338,14 @@ def score_function_moments(mdp, θ, weights, features=None) -> tuple[np.ndarray,
         )
     if np.iscomplexobj(np.asarray(θ)):
         raise ValueError("score_function_moments needs a real θ")
-    W = np.asarray(weights)
-    if W.dtype == bool or not np.issubdtype(W.dtype, np.number) or np.iscomplexobj(W):
-        raise ValueError(f"weights must be a real (S, A) table, got dtype {W.dtype}")
-    W = W.astype(float)
-    if W.shape != (mdp.n_states, mdp.n_actions):
-        raise ValueError(f"weights must have shape (S, A) = {(mdp.n_states, mdp.n_actions)}, got {W.shape}")
-    if not np.all(np.isfinite(W)):
-        raise ValueError("weights contain NaN or inf")
-    d_γ = occupancy(mdp, θ, features)  # raises at γ = 1
-    ev = evaluate(mdp, θ, features)
+    W = real_array(weights, "weights (a real (S, A) table)", shape=(mdp.n_states, mdp.n_actions))
+    d_γ = occupancy(mdp, θ, features=features)  # raises at γ = 1
+    ev = evaluate(mdp, θ, features=features)
     p = d_γ[:, None] * ev.π  # joint law of (s, a)
     m = ev.policy.score_contract(p * W)
     if isinstance(ev.policy, TabularSoftmax):  # ‖e_a - π(·|s)‖² without the (S, A, S, A) tensor
         sq = 1.0 - 2.0 * ev.π + (ev.π**2).sum(axis=1, keepdims=True)
     else:
-        s, a = np.meshgrid(np.arange(mdp.n_states), np.arange(mdp.n_actions), indexing="ij")
-        sc = ev.policy.score(s, a)
-        sq = (sc**2).reshape(mdp.n_states, mdp.n_actions, -1).sum(axis=2)
+        sq = (ev.policy.score_table() ** 2).reshape(mdp.n_states, mdp.n_actions, -1).sum(axis=2)
     v = float(np.sum(p * W**2 * sq) - np.sum(m**2))
     return m, v

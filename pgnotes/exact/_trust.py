@@ -55,60 +55,60 @@ def _need_discount(mdp: TabularMDP, what: str) -> None:
         )
 
 
-def performance_difference(mdp, θ, θ_new, features=None) -> float:
+def performance_difference(mdp, θ, θ_new, *, features=None) -> float:
     r"""``Σ_s η_{θ'}(s) Σ_a π_{θ'}(a|s) A_θ(s,a)``, which equals ``J(θ') - J(θ)``.
 
     The performance-difference lemma (Kakade & Langford 2002, Lemma 6.1), in the book's
     un-normalised ``J``. Any ``γ`` (episodic ``γ = 1`` included). ``θ_new`` may be complex
     (complex step). Book: from the gradient to trust regions I, ``tr-pdl``.
     """
-    ev, new = evaluate(mdp, θ, features), evaluate(mdp, θ_new, features)
+    ev, new = evaluate(mdp, θ, features=features), evaluate(mdp, θ_new, features=features)
     return _scalar(np.sum(new.η[:, None] * new.π * ev.A))
 
 
-def surrogate(mdp, θ, θ_new, features=None) -> float:
+def surrogate(mdp, θ, θ_new, *, features=None) -> float:
     r"""``L_θ(θ') - J(θ) = Σ_s η_θ(s) Σ_a π_{θ'}(a|s) A_θ(s,a)``: the PDL with ``η_θ`` for ``η_{θ'}``.
 
     Equal to ``J(θ') - J(θ)`` to first order in ``θ' - θ``: both have gradient ``∇J(θ)``
     at ``θ' = θ``. Book: from the gradient to trust regions I, ``tr-surrogate``.
     """
-    ev = evaluate(mdp, θ, features)
-    π_new = softmax_policy(mdp, θ_new, features).probs
+    ev = evaluate(mdp, θ, features=features)
+    π_new = softmax_policy(mdp, θ_new, features=features).probs
     return _scalar(np.sum(ev.η[:, None] * π_new * ev.A))
 
 
-def kl_per_state(mdp, θ, θ_new, features=None) -> np.ndarray:
+def kl_per_state(mdp, θ, θ_new, *, features=None) -> np.ndarray:
     r"""``KL(π_θ(·|s) ‖ π_{θ'}(·|s))`` for every state, shape (S,); zero at terminal states.
 
     The old policy comes first, as in TRPO. Book: from the gradient to trust regions I, ``tr-kl-bound``.
     """
-    p = softmax_policy(mdp, θ, features).probs
-    q = softmax_policy(mdp, θ_new, features).probs
+    p = softmax_policy(mdp, θ, features=features).probs
+    q = softmax_policy(mdp, θ_new, features=features).probs
     kl = rel_entr(p, q).sum(axis=1)  # 0 log 0 = 0; inf where q = 0 < p
     kl[mdp.terminal] = 0.0
     return np.maximum(kl, 0.0)
 
 
-def max_kl(mdp, θ, θ_new, features=None) -> float:
+def max_kl(mdp, θ, θ_new, *, features=None) -> float:
     r"""``D_KL^max = max_s KL(π_θ(·|s) ‖ π_{θ'}(·|s))`` over non-terminal states (TRPO, Theorem 1).
 
     Book: from the gradient to trust regions I, ``tr-kl-bound``.
     """
-    return float(np.max(kl_per_state(mdp, θ, θ_new, features)[~mdp.terminal]))
+    return float(np.max(kl_per_state(mdp, θ, θ_new, features=features)[~mdp.terminal]))
 
 
-def mean_kl(mdp, θ, θ_new, features=None) -> float:
+def mean_kl(mdp, θ, θ_new, *, features=None) -> float:
     r"""``Σ_s μ_θ(s) KL(π_θ(·|s) ‖ π_{θ'}(·|s))`` with ``μ_θ = η_θ / Σ η_θ``.
 
     The average over visited states that PPO and TRPO constrain in practice (a per-token mean
     for a language model). For a continuing MDP ``μ_θ = d^γ``. Book: from the gradient to trust regions I,
     ``tr-ppo``.
     """
-    η = evaluate(mdp, θ, features).η
-    return float(np.sum(η * kl_per_state(mdp, θ, θ_new, features)) / np.sum(η))
+    η = evaluate(mdp, θ, features=features).η
+    return float(np.sum(η * kl_per_state(mdp, θ, θ_new, features=features)) / np.sum(η))
 
 
-def trpo_lower_bound(mdp, θ, θ_new, features=None) -> float:
+def trpo_lower_bound(mdp, θ, θ_new, *, features=None) -> float:
     r"""TRPO's Theorem 1 (Schulman et al. 2015), as a lower bound on ``J(θ') - J(θ)``.
 
     .. math::
@@ -120,13 +120,13 @@ def trpo_lower_bound(mdp, θ, θ_new, features=None) -> float:
     Book: from the gradient to trust regions I, ``tr-kl-bound``.
     """
     _need_discount(mdp, "trpo_lower_bound")
-    ev = evaluate(mdp, θ, features)
+    ev = evaluate(mdp, θ, features=features)
     ε = float(np.max(np.abs(ev.A[~mdp.terminal])))
     C = 4.0 * ε * mdp.gamma / (1.0 - mdp.gamma) ** 2
-    return surrogate(mdp, θ, θ_new, features) - C * max_kl(mdp, θ, θ_new, features)
+    return surrogate(mdp, θ, θ_new, features=features) - C * max_kl(mdp, θ, θ_new, features=features)
 
 
-def mismatch_coefficient(mdp, θ, θ_ref, features=None) -> float:
+def mismatch_coefficient(mdp, θ, θ_ref, *, features=None) -> float:
     r"""``‖η_{θ_ref} / η_θ‖_∞ = max_s d^γ_{θ_ref}(s) / d^γ_θ(s)``, the distribution-mismatch coefficient.
 
     ``inf`` when ``θ_ref`` visits a state that ``θ`` never does. With ``θ_ref`` optimal it
@@ -134,7 +134,7 @@ def mismatch_coefficient(mdp, θ, θ_ref, features=None) -> float:
     ``J* - J(θ) ≤ coefficient · Σ_s η_θ(s) max_a A_θ(s,a)``. Book: from the gradient to trust regions I,
     ``tr-mismatch``.
     """
-    η, η_ref = evaluate(mdp, θ, features).η, evaluate(mdp, θ_ref, features).η
+    η, η_ref = evaluate(mdp, θ, features=features).η, evaluate(mdp, θ_ref, features=features).η
     live = η_ref > 0
     if np.any(η[live] == 0):
         return float("inf")
@@ -161,23 +161,22 @@ def optimal_values(mdp, *, tol: float = 1e-12, max_iter: int = 100_000):
     raise ValueError(f"value iteration did not reach tol = {tol} in {max_iter} iterations")
 
 
-def score_matrix(mdp, θ, features=None) -> np.ndarray:
+def score_matrix(mdp, θ, *, features=None) -> np.ndarray:
     r"""``Ψ[(s,a), :] = ∇_θ \log π_θ(a|s)``, shape ``(S·A, θ.size)`` (rows in ``s``-major order).
 
     Book: from the gradient to trust regions II, ``ng-fisher``.
     """
-    π_θ = softmax_policy(mdp, θ, features)
-    s, a = np.meshgrid(np.arange(mdp.n_states), np.arange(mdp.n_actions), indexing="ij")
-    return π_θ.score(s, a).reshape(mdp.n_states * mdp.n_actions, -1)
+    π_θ = softmax_policy(mdp, θ, features=features)
+    return π_θ.score_table().reshape(mdp.n_states * mdp.n_actions, -1)
 
 
 def _weights(mdp, θ, features):
     """``p(s,a) = d^γ(s) π(a|s)`` flattened, and the evaluation."""
-    ev = evaluate(mdp, θ, features)
+    ev = evaluate(mdp, θ, features=features)
     return ((1.0 - mdp.gamma) * ev.η[:, None] * ev.π).ravel(), ev
 
 
-def fisher(mdp, θ, features=None) -> np.ndarray:
+def fisher(mdp, θ, *, features=None) -> np.ndarray:
     r"""``F(θ) = Σ_s d^γ(s) Σ_a π(a|s) ψ ψ^T``, shape ``(θ.size, θ.size)``, ``d^γ = (1-γ)η``.
 
     For the tabular softmax ``F`` is block diagonal, ``d^γ(s)(diag π_s - π_s π_s^T)`` per
@@ -187,11 +186,11 @@ def fisher(mdp, θ, features=None) -> np.ndarray:
     """
     _need_discount(mdp, "fisher")
     p, _ = _weights(mdp, θ, features)
-    Ψ = score_matrix(mdp, θ, features)
+    Ψ = score_matrix(mdp, θ, features=features)
     return (Ψ * p[:, None]).T @ Ψ
 
 
-def natural_gradient(mdp, θ, features=None) -> np.ndarray:
+def natural_gradient(mdp, θ, *, features=None) -> np.ndarray:
     r"""``F(θ)^+ ∇J(θ)``, the minimum-norm natural gradient, shape of ``θ``.
 
     Computed as the compatible least-squares fit (Sutton et al. 2000; Kakade 2001):
@@ -203,7 +202,7 @@ def natural_gradient(mdp, θ, features=None) -> np.ndarray:
     """
     _need_discount(mdp, "natural_gradient")
     p, ev = _weights(mdp, θ, features)
-    w = _fit(score_matrix(mdp, θ, features), p, ev.A.ravel())
+    w = _fit(score_matrix(mdp, θ, features=features), p, ev.A.ravel())
     return (w / (1.0 - mdp.gamma)).reshape(np.shape(θ))
 
 
@@ -215,14 +214,14 @@ def _fit(Ψ, p, y):
 
 def _visited_natural_direction(mdp, θ, features):
     """``x = F_μ^+ ∇J / Σ η`` and ``x^T F_μ x``, with ``F_μ`` under ``μ = η / Σ η`` (any γ)."""
-    ev = evaluate(mdp, θ, features)
+    ev = evaluate(mdp, θ, features=features)
     p = (ev.η[:, None] * ev.π).ravel() / ev.η.sum()
-    Ψ = score_matrix(mdp, θ, features)
+    Ψ = score_matrix(mdp, θ, features=features)
     x = _fit(Ψ, p, ev.A.ravel())
     return x.reshape(np.shape(θ)), float(np.sum(p * (Ψ @ x) ** 2))
 
 
-def critic_gradient(mdp, θ, critic_features, features=None) -> tuple[np.ndarray, np.ndarray]:
+def critic_gradient(mdp, θ, critic_features, *, features=None) -> tuple[np.ndarray, np.ndarray]:
     r"""The policy gradient with ``Q`` replaced by a fitted linear critic ``f_w = χ^T w``.
 
     ``w`` minimises ``Σ_{s,a} d^γ(s) π(a|s) (χ(s,a)^T w - Q(s,a))^2`` (minimum norm), and the

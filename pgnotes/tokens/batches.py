@@ -44,7 +44,7 @@ class TokenBatch:
         in; ``n_prefixes`` (the done state of :func:`to_tabular`) where ``mask`` is False.
     lengths : int (N,), ``mask.sum(1)``.
     rewards : float (N,), the verifier's ``r(x, y)`` (no KL term).
-    p : float (N,) or None, ``π_θ(y|x)`` for an enumeration (:func:`completions`), None for samples.
+    prob : float (N,) or None, ``π_θ(y|x)`` for an enumeration (:func:`completions`), None for samples.
     """
 
     prompt_ids: np.ndarray
@@ -53,7 +53,7 @@ class TokenBatch:
     prefixes: np.ndarray
     lengths: np.ndarray
     rewards: np.ndarray
-    p: np.ndarray | None = None
+    prob: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -66,8 +66,8 @@ def _indices(batch: TokenBatch) -> tuple[np.ndarray, np.ndarray]:
     return np.where(batch.mask, batch.prefixes, 0), np.where(batch.mask, batch.tokens, 0)
 
 
-def completions(tmdp: TokenMDP, θ=None, features=None) -> TokenBatch:
-    r"""Every (prompt, completion) pair, with ``p = π_θ(y|x)`` (computed on the tree) when ``θ`` is given.
+def completions(tmdp: TokenMDP, θ=None, *, features=None) -> TokenBatch:
+    r"""Every (prompt, completion) pair, with ``prob = π_θ(y|x)`` (computed on the tree) when ``θ`` is given.
 
     Rows are ordered by prompt, then by the prefix the completion ends from, then by its last
     token. ``Σ p = 1`` over the rows of each prompt, and :math:`J = \sum ρ(x)\, p\, r`.
@@ -77,7 +77,7 @@ def completions(tmdp: TokenMDP, θ=None, features=None) -> TokenBatch:
     --------
     >>> from pgnotes import tokens as tk
     >>> tmdp = tk.toy_mdp()
-    >>> θ = np.zeros((tmdp.n_prefixes, tmdp.vocab_size))
+    >>> θ = np.zeros((tmdp.n_prefixes, tmdp.n_vocab))
     >>> c = tk.completions(tmdp, θ)
     >>> c.n, round(float(tk.row_weights(tmdp, c).sum()), 12)
     (363, 1.0)
@@ -101,7 +101,7 @@ def completions(tmdp: TokenMDP, θ=None, features=None) -> TokenBatch:
 
 
 def sample_groups(
-    tmdp: TokenMDP, θ, *, G: int, rng: np.random.Generator, prompt_ids=None, n_prompts=None, features=None
+    tmdp: TokenMDP, θ, *, group_size: int, rng: np.random.Generator, prompt_ids=None, n_prompts=None, features=None
 ) -> TokenBatch:
     r"""Draw ``G`` completions per prompt, vectorised over the batch (a loop over the ``L`` positions only).
 
@@ -119,7 +119,7 @@ def sample_groups(
     """
     tmdp = check_token_mdp(tmdp)
     check_rng(rng)
-    G = as_count(G, "G (completions per prompt)", minimum=1, maximum=MAX_TOKENS)
+    G = as_count(group_size, "group_size (G, completions per prompt)", minimum=1, maximum=MAX_TOKENS)
     if prompt_ids is not None and n_prompts is not None:
         raise ValueError("give prompt_ids or n_prompts, not both")
     if n_prompts is not None:
@@ -135,7 +135,7 @@ def sample_groups(
         ids = np.arange(tmdp.n_prompts)
     ids = np.repeat(ids.astype(np.intp), G)
     N, L, n = ids.size, tmdp.max_len, tmdp.n_prefixes
-    if N * max(L, tmdp.vocab_size) > MAX_TOKENS:
+    if N * max(L, tmdp.n_vocab) > MAX_TOKENS:
         raise ValueError(f"N = {N} completions exceed MAX_TOKENS = {MAX_TOKENS} tokens; draw in chunks")
     π = evaluate(tmdp, θ, features=features).π
     if np.iscomplexobj(π):
@@ -159,25 +159,25 @@ def sample_groups(
     return TokenBatch(ids, tokens, mask, prefixes, mask.sum(axis=1), tmdp.reward_table[last_k, last_a])
 
 
-def token_log_probs(tmdp: TokenMDP, θ, batch: TokenBatch, features=None) -> np.ndarray:
+def token_log_probs(tmdp: TokenMDP, θ, batch: TokenBatch, *, features=None) -> np.ndarray:
     r"""``log π_θ(y_t | s_t)`` at every position, shape (N, L), 0 where ``mask`` is False.
 
     Per-token log-ratios to a reference are ``token_log_probs(θ) − token_log_probs(θ_ref)``;
     accepts complex ``θ``. Book: language models I, ``lm-score``.
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    return at_tokens(token_policy(tmdp, θ, features)[1], batch)
+    return at_tokens(token_policy(tmdp, θ, features=features)[1], batch)
 
 
-def log_probability(tmdp: TokenMDP, θ, batch: TokenBatch, features=None) -> np.ndarray:
+def log_probability(tmdp: TokenMDP, θ, batch: TokenBatch, *, features=None) -> np.ndarray:
     r"""Sequence log-probability :math:`\log π_θ(y|x) = \sum_t \log π_θ(y_t|s_t)`, shape (N,).
 
     Book: language models I, ``lm-score``.
     """
-    return token_log_probs(tmdp, θ, batch, features).sum(axis=1)
+    return token_log_probs(tmdp, θ, batch, features=features).sum(axis=1)
 
 
-def score_sum(tmdp: TokenMDP, θ, batch: TokenBatch, weights=None, features=None) -> np.ndarray:
+def score_sum(tmdp: TokenMDP, θ, batch: TokenBatch, weights=None, *, features=None) -> np.ndarray:
     r"""Per-sequence weighted scores :math:`\sum_t w_{i,t}\, ∇_θ \log π_θ(y_{i,t}|s_{i,t})`, shape ``(N,) + θ.shape``.
 
     Weights outside ``mask`` are ignored. The default ``w = mask`` gives the sequence score
@@ -191,7 +191,7 @@ def score_sum(tmdp: TokenMDP, θ, batch: TokenBatch, weights=None, features=None
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
     w = batch.mask.astype(float) if weights is None else real_array(weights, "weights", shape=batch.tokens.shape)
-    pol = token_policy(tmdp, θ, features)[0]
+    pol = token_policy(tmdp, θ, features=features)[0]
     if batch.n * pol.θ.size > MAX_TOKENS:
         raise ValueError(f"N · θ.size = {batch.n * pol.θ.size} exceeds MAX_TOKENS = {MAX_TOKENS}; split the batch")
     k, a = _indices(batch)
@@ -208,17 +208,17 @@ def row_weights(tmdp: TokenMDP, batch: TokenBatch) -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``batch.p`` is None (a sampled batch: its rows are already draws, each of weight 1/N).
+        If ``batch.prob`` is None (a sampled batch: its rows are already draws, each of weight 1/N).
     """
     tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
-    if batch.p is None:
+    if batch.prob is None:
         raise ValueError("row_weights needs an enumeration with probabilities: "
                          "build it with completions(tmdp, θ, features)")
-    return tmdp.rho[batch.prompt_ids] * batch.p
+    return tmdp.rho[batch.prompt_ids] * batch.prob
 
 
 def subset(batch: TokenBatch, rows) -> TokenBatch:
-    """The rows ``rows`` (indices or a boolean mask) of a batch, ``p`` included when present."""
+    """The rows ``rows`` (indices or a boolean mask) of a batch, ``prob`` included when present."""
     batch = check_token_batch(None, batch)
     rows = np.asarray(rows)
     if rows.dtype != bool and not np.issubdtype(rows.dtype, np.integer):

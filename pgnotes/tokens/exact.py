@@ -32,7 +32,7 @@ __all__ = [
 
 def _reference_log_policy(tmdp: TokenMDP, θ_ref, features) -> np.ndarray:
     """``log π_ref`` (n_prefixes, V); ``θ_ref`` must be real (only ``θ`` may carry a complex step)."""
-    log_ref = token_policy(tmdp, θ_ref, features, "θ_ref")[1]
+    log_ref = token_policy(tmdp, θ_ref, features=features, name="θ_ref")[1]
     if np.iscomplexobj(log_ref):
         raise TypeError("θ_ref must be real: the reference policy is fixed (complex steps go into θ only)")
     return log_ref
@@ -67,7 +67,7 @@ class TokenEvaluation:
     policy: SoftmaxPolicy
 
 
-def evaluate(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None) -> TokenEvaluation:
+def evaluate(tmdp: TokenMDP, θ, *, beta: float = 0.0, theta_ref=None, features=None) -> TokenEvaluation:
     r"""Exact values on the prefix tree, with an optional per-token KL penalty to ``π_ref``.
 
     With the KL-shaped reward :math:`r_β(s, a) = r(s, a) - β \log\frac{π_θ(a|s)}{π_{ref}(a|s)}`
@@ -88,13 +88,13 @@ def evaluate(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None)
         For a malformed ``θ``, ``θ_ref`` or ``features``, ``β < 0``, or ``β > 0`` without ``θ_ref``.
     """
     tmdp = check_token_mdp(tmdp)
-    β = check_kl_coefficient(β, θ_ref)
-    pol, log_π = token_policy(tmdp, θ, features)
+    beta = check_kl_coefficient(beta, theta_ref)
+    pol, log_π = token_policy(tmdp, θ, features=features)
     π = np.exp(log_π)
-    log_ratio = None if θ_ref is None else log_π - _reference_log_policy(tmdp, θ_ref, features)
-    r = tmdp.reward_table - β * log_ratio if β > 0 else tmdp.reward_table.astype(π.dtype)
+    log_ratio = None if theta_ref is None else log_π - _reference_log_policy(tmdp, theta_ref, features)
+    r = tmdp.reward_table - beta * log_ratio if beta > 0 else tmdp.reward_table.astype(π.dtype)
     n, ch = tmdp.n_prefixes, tmdp.child
-    Q = np.zeros((n, tmdp.vocab_size), dtype=π.dtype)
+    Q = np.zeros((n, tmdp.n_vocab), dtype=π.dtype)
     V = np.zeros(n, dtype=π.dtype)
     for idx in reversed(tmdp._levels):  # children are one level deeper: already done
         Q[idx] = r[idx] + np.where(ch[idx] >= 0, V[np.maximum(ch[idx], 0)], 0.0)
@@ -118,7 +118,7 @@ def evaluate(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None)
     return TokenEvaluation(π, log_π, reach, μ, Q, V, Q - V[:, None], reward, kl, J, pol)
 
 
-def objective(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None):
+def objective(tmdp: TokenMDP, θ, *, beta: float = 0.0, theta_ref=None, features=None):
     r"""``J_β(θ) = E_{x∼ρ} E_{y∼π_θ}[r(x, y)] − β E_x KL(π_θ(·|x) ‖ π_ref(·|x))``; ``J`` at ``β = 0``.
 
     Book: language models I, ``lm-kl``.
@@ -127,28 +127,28 @@ def objective(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None
     --------
     >>> from pgnotes import tokens as tk
     >>> tmdp = tk.toy_mdp()  # uniform next tokens: a quarter of the completions are correct
-    >>> round(tk.objective(tmdp, np.zeros((tmdp.n_prefixes, tmdp.vocab_size))), 6)
+    >>> round(tk.objective(tmdp, np.zeros((tmdp.n_prefixes, tmdp.n_vocab))), 6)
     0.1875
     """
-    return evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=features).J
+    return evaluate(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features).J
 
 
-def state_values(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None) -> np.ndarray:
+def state_values(tmdp: TokenMDP, θ, *, beta: float = 0.0, theta_ref=None, features=None) -> np.ndarray:
     r"""``V(s)`` at every non-terminal prefix, shape (n_prefixes,); see :func:`evaluate`."""
-    return evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=features).V
+    return evaluate(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features).V
 
 
-def action_values(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None) -> np.ndarray:
+def action_values(tmdp: TokenMDP, θ, *, beta: float = 0.0, theta_ref=None, features=None) -> np.ndarray:
     r"""Per-token ``Q(s, a)``, shape (n_prefixes, V); see :func:`evaluate`."""
-    return evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=features).Q
+    return evaluate(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features).Q
 
 
-def advantages(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None) -> np.ndarray:
+def advantages(tmdp: TokenMDP, θ, *, beta: float = 0.0, theta_ref=None, features=None) -> np.ndarray:
     r"""Per-token ``A(s, a) = Q(s, a) − V(s)``, shape (n_prefixes, V); see :func:`evaluate`."""
-    return evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=features).A
+    return evaluate(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features).A
 
 
-def sequence_kl(tmdp: TokenMDP, θ, θ_ref, features=None) -> np.ndarray:
+def sequence_kl(tmdp: TokenMDP, θ, θ_ref, *, features=None) -> np.ndarray:
     r"""Sequence-level ``KL(π_θ(·|x) ‖ π_ref(·|x))`` per prompt, shape (n_prompts,).
 
     By the chain rule it is the expected sum of per-token log-ratios,
@@ -158,10 +158,10 @@ def sequence_kl(tmdp: TokenMDP, θ, θ_ref, features=None) -> np.ndarray:
     """
     if θ_ref is None:
         raise ValueError("sequence_kl needs the reference parameters θ_ref")
-    return evaluate(tmdp, θ, θ_ref=θ_ref, features=features).kl
+    return evaluate(tmdp, θ, theta_ref=θ_ref, features=features).kl
 
 
-def policy_gradient(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None) -> np.ndarray:
+def policy_gradient(tmdp: TokenMDP, θ, *, beta: float = 0.0, theta_ref=None, features=None) -> np.ndarray:
     r"""The exact gradient ``∇_θ J_β(θ)``, shape of ``θ``, by the policy gradient theorem on the tree.
 
     .. math:: ∇J_β = \sum_s μ(s) \sum_a π_θ(a|s)\, Q(s, a)\, ∇_θ \log π_θ(a|s),
@@ -173,7 +173,7 @@ def policy_gradient(tmdp: TokenMDP, θ, *, β: float = 0.0, θ_ref=None, feature
     So treating the KL reward as a constant (a stop-gradient, as RLHF code that puts the KL in
     the reward does) leaves the on-policy score-function estimator unbiased for ``∇J_β``. Book: language models I, ``lm-gradient``.
     """
-    ev = evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=features)
+    ev = evaluate(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features)
     return ev.policy.score_contract(ev.μ[:, None] * ev.π * ev.Q)
 
 
@@ -202,7 +202,7 @@ class TabularForm:
         return np.asarray(table)[: self.done]
 
 
-def to_tabular(tmdp: TokenMDP, *, features=None, β: float = 0.0, θ=None, θ_ref=None) -> TabularForm:
+def to_tabular(tmdp: TokenMDP, *, features=None, beta: float = 0.0, θ=None, theta_ref=None) -> TabularForm:
     r"""The same problem as a :class:`~pgnotes.TabularMDP`: the bridge to :mod:`pgnotes.exact`.
 
     State ``k < n_prefixes`` is ``tmdp.prefixes[k]``; state ``n_prefixes`` is an absorbing "done"
@@ -220,21 +220,22 @@ def to_tabular(tmdp: TokenMDP, *, features=None, β: float = 0.0, θ=None, θ_re
         If ``β > 0`` without a real ``θ`` and a ``θ_ref``, or on malformed parameters.
     """
     tmdp = check_token_mdp(tmdp)
-    β = check_kl_coefficient(β, θ_ref)
-    n, V = tmdp.n_prefixes, tmdp.vocab_size
+    beta = check_kl_coefficient(beta, theta_ref)
+    n, n_vocab = tmdp.n_prefixes, tmdp.n_vocab
     if n + 1 > MAX_STATES:
         raise ValueError(
             f"the tabular form would have {n + 1} states, more than pgnotes.mdp.MAX_STATES = {MAX_STATES}; "
             "use a smaller token MDP (the token-level routines themselves handle it)"
         )
-    R = np.vstack([tmdp.reward_table, np.zeros((1, V))])
-    if β > 0:
+    R = np.vstack([tmdp.reward_table, np.zeros((1, n_vocab))])
+    if beta > 0:
         if θ is None or np.iscomplexobj(np.asarray(θ)):
             raise ValueError("to_tabular with β > 0 needs the real θ at which the KL reward is frozen")
-        log_ratio = token_policy(tmdp, θ, features)[1] - _reference_log_policy(tmdp, θ_ref, features)
-        R[:n] -= β * log_ratio
-    P = np.zeros((n + 1, V, n + 1))
-    k, a = np.nonzero(np.ones((n, V), dtype=bool))
+        log_ratio = (token_policy(tmdp, θ, features=features)[1]
+                     - _reference_log_policy(tmdp, theta_ref, features))
+        R[:n] -= beta * log_ratio
+    P = np.zeros((n + 1, n_vocab, n + 1))
+    k, a = np.nonzero(np.ones((n, n_vocab), dtype=bool))
     P[k, a, np.where(tmdp.child[k, a] >= 0, tmdp.child[k, a], n)] = 1.0
     P[n, :, n] = 1.0
     ρ0 = np.zeros(n + 1)

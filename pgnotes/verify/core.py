@@ -209,7 +209,7 @@ def _fit(W, cand, sel):
 
 def _update(sc, W):
     st = sc.setting
-    return tk.score_sum(st.tmdp, sc.θ, sc.batch, np.where(sc.mask, W, 0.0), st.features).sum(axis=0)
+    return tk.score_sum(st.tmdp, sc.θ, sc.batch, np.where(sc.mask, W, 0.0), features=st.features).sum(axis=0)
 
 
 def _judge(W, sc, form, declared, tol):
@@ -287,7 +287,7 @@ def check(fn, *, scenarios=None, kind: str | None = None, progress=None) -> Repo
         notes.append("no kl_coef argument: the KL penalty is not checked (β = 0 only)")
     rng = np.random.default_rng(0)
     for i, spec in enumerate(specs):
-        sc = scenario(*spec[:2], β=spec[2], λ=spec[3], away=spec[4])
+        sc = scenario(*spec[:2], beta=spec[2], lam=spec[3], away=spec[4])
         if progress:
             progress(f"[{i + 1}/{len(specs)}] {sc.name}")
         out = _call(fn, sc, declared)

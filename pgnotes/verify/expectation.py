@@ -18,9 +18,9 @@ import re
 
 import numpy as np
 
-from .. import groups, lab
+from .. import groups, llm_loss
 from .. import tokens as tk
-from ..check import angle
+from ..reference import angle
 from . import reference as ref
 from .layout import scenario
 
@@ -65,12 +65,12 @@ def signature(mistake: str, setting: str, β: float, λ: float, away: bool) -> t
     """
     if mistake not in EXPECTED or (EXPECTED[mistake] and β == 0):
         return None
-    sc = scenario(setting, β=β, λ=λ, away=away, enumerate_all=True)
+    sc = scenario(setting, beta=β, lam=λ, away=away, enumerate_all=True)
     st, a = sc.setting, sc.arrays
     q = tk.row_weights(st.tmdp, sc.batch)
 
     def update(W):
-        return q @ tk.score_sum(st.tmdp, sc.θ, sc.batch, W, st.features)
+        return q @ tk.score_sum(st.tmdp, sc.θ, sc.batch, W, features=st.features)
     good, bad = update(_weights(a, β, λ, None)), update(_weights(a, β, λ, mistake))
     return angle(bad, good), float(np.linalg.norm(bad - good) / np.linalg.norm(good))
 
@@ -88,24 +88,24 @@ def _group_spec(label: str):
 
 
 @functools.lru_cache(maxsize=64)
-def group_signature(setting: str, G: int, label: str) -> tuple[float, float] | None:
+def group_signature(setting: str, group_size: int, label: str) -> tuple[float, float] | None:
     r"""``(angle, relative error)`` of a GRPO variant's exact expected update against :math:`∇J`.
 
     The variant (standard deviation with or without Bessel's correction and its ε, or none;
     per-sequence token mean or not) is read from its label; the expectation is
-    :func:`pgnotes.groups.group_estimator_expectation` with groups of ``G``, at ``θ = θ_old``
+    :func:`pgnotes.groups.group_estimator_expectation` with groups of ``group_size``, at ``θ = θ_old``
     without KL. Book: language models I, ``lm-groups``.
     """
     spec = _group_spec(label)
     if spec is None:
         return None
     std, eps, sequence = spec
-    st = lab.setting(setting)
+    st = llm_loss.setting(setting)
 
     def advantage(r):
         return groups.group_advantages(r, divide_by_std=std is not None, ddof=std or 0, eps=eps)
     weight = (lambda b: 1.0 / np.maximum(b.lengths, 1)) if sequence else None
-    e = groups.group_estimator_expectation(st.tmdp, st.θ, G, advantage, sequence_weight=weight,
+    e = groups.group_estimator_expectation(st.tmdp, st.θ, group_size, advantage, sequence_weight=weight,
                                            features=st.features)
     g = tk.policy_gradient(st.tmdp, st.θ, features=st.features)
     return angle(e, g), float(np.linalg.norm(e - g) / np.linalg.norm(g))

@@ -1,6 +1,6 @@
 r"""The batch a trainer sees: the arrays of verl's ``DataProto`` and TRL, built from a token MDP.
 
-One job: turn a :class:`~pgnotes.lab.Setting` and a choice of ``(θ_old, θ, β, λ)`` into a
+One job: turn a :class:`~pgnotes.llm_loss.Setting` and a choice of ``(θ_old, θ, β, λ)`` into a
 :class:`Scenario`, a sampled batch in the layout real trainers use (:data:`VOCABULARY`),
 together with what :mod:`pgnotes` needs to judge an update on it (the
 :class:`~pgnotes.tokens.TokenBatch`, the parameters, the features). Book: check your own PPO or GRPO code,
@@ -13,7 +13,7 @@ import dataclasses
 
 import numpy as np
 
-from .. import lab
+from .. import llm_loss
 from .. import ppo
 from .. import tokens as tk
 
@@ -75,7 +75,7 @@ class Scenario:
 
     name: str
     kind: str
-    setting: lab.Setting
+    setting: llm_loss.Setting
     β: float
     λ: float
     away: bool | str
@@ -95,43 +95,45 @@ class Scenario:
         return self.batch.mask
 
 
-def _groups(st: lab.Setting, kind: str, rng: np.random.Generator) -> tuple[tk.TokenBatch, int]:
+def _groups(st: llm_loss.Setting, kind: str, rng: np.random.Generator) -> tuple[tk.TokenBatch, int]:
     """A batch from θ: PPO 4 per prompt; GRPO 6 groups (8 or 4), redrawn until 3 have distinct spreads."""
     φ, P = st.features, st.tmdp.n_prompts
     if kind == "ppo":
-        return tk.sample_groups(st.tmdp, st.θ, G=4, rng=rng, features=φ), 4
+        return tk.sample_groups(st.tmdp, st.θ, group_size=4, rng=rng, features=φ), 4
     G = 8 if st.name == "toy" else 4
     for _ in range(200):
-        b = tk.sample_groups(st.tmdp, st.θ, G=G, rng=rng, prompt_ids=np.tile(np.arange(P), 2), features=φ)
+        b = tk.sample_groups(st.tmdp, st.θ, group_size=G, rng=rng,
+                             prompt_ids=np.tile(np.arange(P), 2), features=φ)
         sd = b.rewards.reshape(-1, G).std(axis=1)
         if np.unique(np.round(sd[sd > 0], 9)).size >= 3:
             return b, G
     raise RuntimeError("no GRPO batch with three mixed groups in 200 draws")  # pragma: no cover
 
 
-def _away(st: lab.Setting, batch: tk.TokenBatch, A: np.ndarray) -> np.ndarray:
+def _away(st: llm_loss.Setting, batch: tk.TokenBatch, A: np.ndarray) -> np.ndarray:
     """θ after three normalised ascent steps on the batch's clipped surrogate (ratios leave [1-ε, 1+ε])."""
     θ = np.array(st.θ, dtype=float)
     for _ in range(3):
-        g = ppo.clipped_surrogate_gradient(st.tmdp, θ, st.θ, batch, A, CLIP, st.features).mean(axis=0)
+        g = ppo.clipped_surrogate_gradient(st.tmdp, θ, st.θ, batch, A, cliprange=CLIP,
+                                           features=st.features).mean(axis=0)
         θ = θ + 0.6 * g / np.linalg.norm(g)
     return θ
 
 
-def _stale(st: lab.Setting, batch: tk.TokenBatch, A: np.ndarray) -> np.ndarray:
+def _stale(st: llm_loss.Setting, batch: tk.TokenBatch, A: np.ndarray) -> np.ndarray:
     """θ_old plus a seeded standard normal step: the first draw where a token with A < 0 has ratio > c."""
-    old = tk.token_log_probs(st.tmdp, st.θ, batch, st.features)
+    old = tk.token_log_probs(st.tmdp, st.θ, batch, features=st.features)
     for k in range(100):
         θ = st.θ + np.random.default_rng(k).standard_normal(st.θ.shape)
-        ρ = np.exp(tk.token_log_probs(st.tmdp, θ, batch, st.features) - old)
+        ρ = np.exp(tk.token_log_probs(st.tmdp, θ, batch, features=st.features) - old)
         if np.any((A < 0) & (ρ > CLIP_C) & batch.mask) and np.any((A > 0) & (ρ > 1 + CLIP) & batch.mask):
             return θ
     raise RuntimeError("no stale θ with a dual-clipped token in 100 draws")  # pragma: no cover
 
 
-def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.95, away: bool | str = False,
-             seed: int = 0, enumerate_all: bool = False) -> Scenario:
-    r"""A batch in the trainer layout: ``setting`` of :func:`pgnotes.lab.setting`, ``kind`` ppo or grpo.
+def scenario(setting: str, kind: str = "ppo", *, beta: float = 0.0, lam: float = 0.95,
+             away: bool | str = False, seed: int = 0, enumerate_all: bool = False) -> Scenario:
+    r"""A batch in the trainer layout: ``setting`` of :func:`pgnotes.llm_loss.setting`, ``kind`` ppo or grpo.
 
     The batch is drawn from ``θ_old`` (the setting's ``θ``) with ``default_rng(seed)``;
     ``log_prob`` is evaluated at ``θ_old`` or, with ``away=True``, after three normalised ascent
@@ -139,24 +141,24 @@ def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.
     ``away="stale"`` adds a seeded random step instead (a stale batch), large enough that a
     token with a negative advantage has a ratio above the dual-clip bound ``c``.
     ``values`` is the exact ``V`` of ``π_old`` with the KL-shaped reward of coefficient ``β``.
-    With ``enumerate_all=True`` (PPO) the rows are every completion instead (``batch.p`` holds
+    With ``enumerate_all=True`` (PPO) the rows are every completion instead (``batch.prob`` holds
     ``π_old(y|x)``), at the same ``θ``: the exact expectations of :mod:`~pgnotes.verify.expectation`.
     Book: check your own PPO or GRPO code, ``verify-layout``.
     """
     if kind not in ("ppo", "grpo"):
         raise ValueError(f"kind must be 'ppo' or 'grpo', got {kind!r}")
-    st = lab.setting(setting)
+    st = llm_loss.setting(setting)
     tmdp, φ, θ_old, θ_ref = st.tmdp, st.features, st.θ, st.θ_ref
     rng = np.random.default_rng(seed)
     batch, G = _groups(st, kind, rng)
-    N, T, V = batch.n, tmdp.max_len, tmdp.vocab_size
+    N, T, V = batch.n, tmdp.max_len, tmdp.n_vocab
     mask = batch.mask
-    old = tk.token_log_probs(tmdp, θ_old, batch, φ)
-    ref = tk.token_log_probs(tmdp, θ_ref, batch, φ)
-    critic = tk.state_values(tmdp, θ_old, β=β, θ_ref=θ_ref, features=φ)
+    old = tk.token_log_probs(tmdp, θ_old, batch, features=φ)
+    ref = tk.token_log_probs(tmdp, θ_ref, batch, features=φ)
+    critic = tk.state_values(tmdp, θ_old, beta=beta, theta_ref=θ_ref, features=φ)
     values = np.where(mask, np.append(critic, 0.0)[batch.prefixes], 0.0)
-    r = ppo.token_rewards(tmdp, batch, β=β, θ=θ_old, θ_ref=θ_ref, features=φ)
-    A = ppo.gae_advantages(tmdp, batch, r, critic, λ)
+    r = ppo.token_rewards(tmdp, batch, beta=beta, θ=θ_old, theta_ref=θ_ref, features=φ)
+    A = ppo.gae_advantages(tmdp, batch, r, critic, lam)
     scores = batch.rewards.astype(float)
     if kind == "grpo":
         s = scores.reshape(-1, G)
@@ -164,16 +166,16 @@ def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.
     if away not in (False, True, "stale"):
         raise ValueError(f"away must be False, True or 'stale', got {away!r}")
     θ = _stale(st, batch, A) if away == "stale" else _away(st, batch, A) if away else np.array(θ_old)
-    lam = f" λ={λ:g}" if kind == "ppo" else ""  # GRPO has no critic, no λ
-    name = f"{kind} {st.name} β={β:g}{lam} {'stale' if away == 'stale' else 'away' if away else 'θ=θ_old'}"
+    lam_text = f" λ={lam:g}" if kind == "ppo" else ""  # GRPO has no critic, no λ
+    name = f"{kind} {st.name} β={beta:g}{lam_text} {'stale' if away == 'stale' else 'away' if away else 'θ=θ_old'}"
     if enumerate_all:
-        batch, G, rng = tk.completions(tmdp, θ_old, φ), 1, np.random.default_rng(seed)
+        batch, G, rng = tk.completions(tmdp, θ_old, features=φ), 1, np.random.default_rng(seed)
         N, mask, scores = batch.n, batch.mask, batch.rewards.astype(float)
-        old, ref = tk.token_log_probs(tmdp, θ_old, batch, φ), tk.token_log_probs(tmdp, θ_ref, batch, φ)
+        old, ref = tk.token_log_probs(tmdp, θ_old, batch, features=φ), tk.token_log_probs(tmdp, θ_ref, batch, features=φ)
         values = np.where(mask, np.append(critic, 0.0)[batch.prefixes], 0.0)
-        r = ppo.token_rewards(tmdp, batch, β=β, θ=θ_old, θ_ref=θ_ref, features=φ)
-        A, name = ppo.gae_advantages(tmdp, batch, r, critic, λ), name + " (every completion)"
-    log_π = tk.token_policy(tmdp, θ, φ)[1]
+        r = ppo.token_rewards(tmdp, batch, beta=beta, θ=θ_old, theta_ref=θ_ref, features=φ)
+        A, name = ppo.gae_advantages(tmdp, batch, r, critic, lam), name + " (every completion)"
+    log_π = tk.token_policy(tmdp, θ, features=φ)[1]
     k = np.where(mask, batch.prefixes, 0)
     logits = np.where(mask[..., None], log_π[k] + rng.normal(0, 1, (N, T, 1)), 0.0)
     P = max(len(x) for x in tmdp.prompts)
@@ -183,10 +185,10 @@ def scenario(setting: str, kind: str = "ppo", *, β: float = 0.0, λ: float = 0.
     vpreds = np.where(mask, values + 0.3 * rng.standard_normal((N, T)), 0.0)
     arrays = dict(
         prompts=prompts, responses=batch.tokens.copy(), response_mask=mask.astype(float),
-        log_prob=tk.token_log_probs(tmdp, θ, batch, φ), old_log_prob=old, ref_log_prob=ref,
+        log_prob=tk.token_log_probs(tmdp, θ, batch, features=φ), old_log_prob=old, ref_log_prob=ref,
         logits=logits, values=values, token_level_scores=tls, scores=scores,
         index=np.arange(N) // G, advantages=A, vpreds=vpreds, returns=np.where(mask, A + values, 0.0),
         cliprange=CLIP, cliprange_low=CLIP_LOW, cliprange_high=CLIP_HIGH, clip_ratio_c=CLIP_C,
-        cliprange_value=CLIP_VALUE, kl_coef=float(β), gamma=1.0, lam=float(λ),
+        cliprange_value=CLIP_VALUE, kl_coef=float(beta), gamma=1.0, lam=float(lam),
     )
-    return Scenario(name, kind, st, float(β), float(λ), away, batch, θ, np.array(θ_old), arrays)
+    return Scenario(name, kind, st, float(beta), float(lam), away, batch, θ, np.array(θ_old), arrays)

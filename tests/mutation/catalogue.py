@@ -61,8 +61,8 @@ MUTANTS = [
     {
         "name": "GAE: λ and γ swapped in the TD error",
         "file": "estimators.py",
-        "edits": [("    δ = td_errors(batch, mdp, V)\n    return discount_cumsum",
-                   "    import dataclasses\n    δ = td_errors(dataclasses.replace(batch, gamma=λ), mdp, V)\n    return discount_cumsum")],
+        "edits": [("    δ = td_errors(mdp, batch, V)\n    return discount_cumsum",
+                   "    import dataclasses\n    δ = td_errors(mdp, dataclasses.replace(batch, gamma=λ), V)\n    return discount_cumsum")],
     },
     {
         "name": "token-level GAE ignores λ (always Monte Carlo returns)",
@@ -71,7 +71,7 @@ MUTANTS = [
     },
     {
         "name": "central differences with the wrong step",
-        "file": "check.py",
+        "file": "reference.py",
         "edits": [("/ (2 * h)", "/ h")],
     },
     {
@@ -87,12 +87,12 @@ MUTANTS = [
     {
         "name": "occupancy not normalised",
         "file": "exact/_evaluation.py",
-        "edits": [("return (1.0 - mdp.gamma) * visit_counts(mdp, θ, features)", "return visit_counts(mdp, θ, features)")],
+        "edits": [("return (1.0 - mdp.gamma) * visit_counts(mdp, θ, features=features)", "return visit_counts(mdp, θ, features=features)")],
     },
     {
         "name": "k-step transitions off by one",
         "file": "exact/_evaluation.py",
-        "edits": [("matrix_power(policy_matrix(mdp, θ, features), k)", "matrix_power(policy_matrix(mdp, θ, features), k + 1)")],
+        "edits": [("matrix_power(policy_matrix(mdp, θ, features=features), k)", "matrix_power(policy_matrix(mdp, θ, features=features), k + 1)")],
     },
     {
         "name": "finite horizon: backward recursion forgets γ",

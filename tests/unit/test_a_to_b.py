@@ -16,17 +16,17 @@ def _horizon(mdp, T_max=4):
 
 def test_conditional_expectation_matches_a_direct_loop(small_episodic):
     mdp, θ = small_episodic
-    b = pg.enumerate_trajectories(mdp, θ, 3)
+    b = pg.enumerate_trajectories(mdp, θ, horizon=3)
     X = pg.estimators.returns_to_go(b)
-    E, prob = pg.trajectories.conditional_expectation(b, mdp, X)
+    E, prob = pg.trajectories.conditional_expectation(mdp, b, X)
     num, den = {}, {}
     for i in range(b.n):
         for t in range(b.horizon):
             if not b.mask[i, t]:
                 continue
             k = (t, int(b.states[i, t]), int(b.actions[i, t]))
-            num[k] = num.get(k, 0.0) + b.p[i] * X[i, t]
-            den[k] = den.get(k, 0.0) + b.p[i]
+            num[k] = num.get(k, 0.0) + b.prob[i] * X[i, t]
+            den[k] = den.get(k, 0.0) + b.prob[i]
     assert len(den) == int((prob > 0).sum())
     for k, d in den.items():
         assert prob[k] == pytest.approx(d, rel=1e-12)
@@ -40,13 +40,12 @@ def test_expected_return_to_go_is_discounted_time_indexed_Q(case):
     # E[G_t | s_t, a_t] = γ^t Q_t(s_t, a_t), and Pr(s_t, a_t) = μ_t(s) π(a|s) on running steps.
     mdp, θ, _ = case
     T = _horizon(mdp)
-    b = pg.enumerate_trajectories(mdp, θ, T)
-    Q = pg.finite.action_values(mdp, θ, T)
-    μ = pg.finite.state_distributions(mdp, θ, T)
+    b = pg.enumerate_trajectories(mdp, θ, horizon=T)
+    Q = pg.finite.action_values(mdp, θ, horizon=T)
+    μ = pg.finite.state_distributions(mdp, θ, horizon=T)
     π = pg.softmax_policy(mdp, θ).probs
-    E, prob = pg.trajectories.conditional_expectation(b, mdp, pg.estimators.returns_to_go(b))
-    E_from_t, _ = pg.trajectories.conditional_expectation(
-        b, mdp, pg.estimators.returns_to_go(b, from_time_zero=False))
+    E, prob = pg.trajectories.conditional_expectation(mdp, b, pg.estimators.returns_to_go(b))
+    E_from_t, _ = pg.trajectories.conditional_expectation(mdp, b, pg.estimators.returns_to_go(b, from_time_zero=False))
     expected_prob = μ[:, :, None] * π[None] * (~mdp.terminal)[None, :, None]
     np.testing.assert_allclose(prob, expected_prob, atol=1e-12)
     seen = prob > 0
@@ -58,9 +57,9 @@ def test_expected_return_to_go_is_discounted_time_indexed_Q(case):
 
 def test_conditional_expectation_rejects_bad_input(small_episodic):
     mdp, θ = small_episodic
-    b = pg.enumerate_trajectories(mdp, θ, 2)
+    b = pg.enumerate_trajectories(mdp, θ, horizon=2)
     with pytest.raises(ValueError, match="shape"):
-        pg.trajectories.conditional_expectation(b, mdp, np.zeros((b.n, 3)))
+        pg.trajectories.conditional_expectation(mdp, b, np.zeros((b.n, 3)))
     s = pg.sample(mdp, θ, n=4, horizon=2, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="enumerated"):
-        pg.trajectories.conditional_expectation(s, mdp, np.zeros((4, 2)))
+        pg.trajectories.conditional_expectation(mdp, s, np.zeros((4, 2)))

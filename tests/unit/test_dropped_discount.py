@@ -42,10 +42,10 @@ def test_matches_exact_enumeration_of_whole_episodes(seed, S, A, gamma, log_line
         θ = rng.standard_normal(3)
     else:
         φ, θ = None, rng.standard_normal((S, A))
-    b = pg.enumerate_trajectories(mdp, θ, S - 1, φ)
+    b = pg.enumerate_trajectories(mdp, θ, horizon=S - 1, features=φ)
     assert mdp.terminal[b.next_states[:, -1]].all()  # every episode has ended
-    enum = pg.trajectories.expectation(b, pg.estimators.reinforce_no_gamma_t(b, mdp, θ, φ))
-    u = pg.exact.undiscounted_update(mdp, θ, φ)
+    enum = pg.trajectories.expectation(b, pg.estimators.reinforce_no_gamma_t(mdp, θ, b, features=φ))
+    u = pg.exact.undiscounted_update(mdp, θ, features=φ)
     np.testing.assert_allclose(u, enum, atol=1e-12 * (1 + np.abs(enum).max()))
 
 
@@ -55,7 +55,7 @@ def test_matches_monte_carlo_on_a_cyclic_episodic_mdp():
     θ = rng.standard_normal((4, 2))
     b = pg.sample(mdp, θ, n=100_000, horizon=70, rng=rng)
     assert not b.mask[:, -1].any()  # 0.7^70: no episode is cut
-    mean, se = pg.estimators.mean_and_stderr(pg.estimators.reinforce_no_gamma_t(b, mdp, θ))
+    mean, se = pg.estimators.mean_and_stderr(pg.estimators.reinforce_no_gamma_t(mdp, θ, b))
     u = pg.exact.undiscounted_update(mdp, θ)
     live = se > 0
     assert np.all(np.abs(mean - u)[live] < 5 * se[live])
@@ -87,8 +87,8 @@ def test_gamma_one_gives_the_true_gradient(seed, log_linear):
     mdp = pg.envs.random_mdp(5, 3, 1.0, rng, n_terminal=1)
     φ = pg.envs.random_features(5, 3, 4, rng) if log_linear else None
     θ = rng.standard_normal(4) if log_linear else rng.standard_normal((5, 3))
-    g = pg.exact.policy_gradient(mdp, θ, φ)
-    np.testing.assert_allclose(pg.exact.undiscounted_update(mdp, θ, φ), g, atol=1e-13)
+    g = pg.exact.policy_gradient(mdp, θ, features=φ)
+    np.testing.assert_allclose(pg.exact.undiscounted_update(mdp, θ, features=φ), g, atol=1e-13)
 
 
 def test_complex_step_jacobian_agrees_with_central_differences():
@@ -96,12 +96,12 @@ def test_complex_step_jacobian_agrees_with_central_differences():
     mdp = pg.envs.random_mdp(5, 3, 0.8, rng, n_terminal=1)
     φ = pg.envs.random_features(5, 3, 3, rng)
     θ = rng.standard_normal(3)
-    f = lambda z: pg.exact.undiscounted_update(mdp, z, φ)  # noqa: E731
-    J_cs = pg.check.complex_step_jacobian(f, θ)
-    J_fd = np.stack([pg.check.central_difference_gradient(lambda z: f(z)[i], θ) for i in range(3)])
+    f = lambda z: pg.exact.undiscounted_update(mdp, z, features=φ)  # noqa: E731
+    J_cs = pg.reference.complex_step_jacobian(f, θ)
+    J_fd = np.stack([pg.reference.central_difference_gradient(lambda z: f(z)[i], θ) for i in range(3)])
     np.testing.assert_allclose(J_cs, J_fd, atol=1e-7)
     assert np.abs(J_cs - J_cs.T).max() > 1e-4  # not symmetric: not a gradient field
-    H = pg.check.complex_step_jacobian(lambda z: pg.exact.policy_gradient(mdp, z, φ), θ)
+    H = pg.reference.complex_step_jacobian(lambda z: pg.exact.policy_gradient(mdp, z, features=φ), θ)
     assert np.abs(H - H.T).max() < 1e-12 * (1 + np.abs(H).max())
 
 
@@ -113,7 +113,7 @@ def test_rejects_continuing_mdps_and_policies_that_never_end():
     corridor = pg.envs.short_corridor(0.9)
     φ = np.tile(np.eye(2)[::-1], (4, 1, 1))  # φ(s, right) = e_0, φ(s, left) = e_1
     with pytest.raises(ValueError, match=r"2 state\(s\) \(0, 1\) never reach a terminal state"):
-        pg.exact.undiscounted_update(corridor, np.array([1000.0, 0.0]), φ)  # always right
+        pg.exact.undiscounted_update(corridor, np.array([1000.0, 0.0]), features=φ)  # always right
     with pytest.raises(ValueError, match="never reach a terminal state"):
-        pg.exact.undiscounted_update(corridor.with_gamma(1.0), np.array([0.0, 1000.0]), φ)
-    assert np.all(np.isfinite(pg.exact.undiscounted_update(corridor, np.zeros(2), φ)))
+        pg.exact.undiscounted_update(corridor.with_gamma(1.0), np.array([0.0, 1000.0]), features=φ)
+    assert np.all(np.isfinite(pg.exact.undiscounted_update(corridor, np.zeros(2), features=φ)))

@@ -24,16 +24,16 @@ def test_short_corridor_structure():
 @pytest.mark.parametrize("p", [0.05, 0.3, 2 - np.sqrt(2), 0.8, 0.97])
 def test_short_corridor_objective_is_sutton_bartos_closed_form(p):
     mdp = pg.envs.short_corridor()
-    J = pg.exact.objective(mdp, _θ(p), φ)
+    J = pg.exact.objective(mdp, _θ(p), features=φ)
     assert J == pytest.approx((2 * p - 4) / (p * (1 - p)), rel=1e-12)
-    assert pg.check.reference_objective(mdp, _θ(p), φ) == pytest.approx(J, rel=1e-12)
+    assert pg.reference.objective(mdp, _θ(p), features=φ) == pytest.approx(J, rel=1e-12)
 
 
 def test_short_corridor_optimum_and_deterministic_policies():
     mdp = pg.envs.short_corridor()
     p_star = 2 - np.sqrt(2)
-    g = pg.exact.policy_gradient(mdp, _θ(p_star), φ)
+    g = pg.exact.policy_gradient(mdp, _θ(p_star), features=φ)
     assert np.abs(g).max() < 1e-12
     for θ in (np.array([800.0, 0.0]), np.array([0.0, 800.0])):  # p = 1 and p = 0 exactly
         with pytest.raises(ValueError, match="does not reach a terminal state"):
-            pg.exact.objective(mdp, θ, φ)
+            pg.exact.objective(mdp, θ, features=φ)

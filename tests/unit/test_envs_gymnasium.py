@@ -40,7 +40,7 @@ def test_frozenlake_return_agrees_with_gymnasium_steps():
     for _ in range(300):  # exact gradient ascent, so that the goal is reached often
         θ += 30 * pg.exact.policy_gradient(mdp.with_gamma(0.99), θ)
     T, n = 100, 3000
-    J_T = pg.finite.objective(mdp, θ, T)
+    J_T = pg.finite.objective(mdp, θ, horizon=T)
     π = pg.softmax_policy(mdp, θ).probs
     rng = np.random.default_rng(0)
     returns = np.zeros(n)

@@ -14,9 +14,9 @@ def setting():
     T = 5
     return dict(
         mdp=mdp, θ=θ, T=T,
-        V=pg.finite.state_values(mdp, θ, T),
-        Q=pg.finite.action_values(mdp, θ, T),
-        g=pg.finite.policy_gradient(mdp, θ, T),
+        V=pg.finite.state_values(mdp, θ, horizon=T),
+        Q=pg.finite.action_values(mdp, θ, horizon=T),
+        g=pg.finite.policy_gradient(mdp, θ, horizon=T),
     )
 
 
@@ -26,29 +26,29 @@ def estimators(c):
     rough = V + np.random.default_rng(0).standard_normal(V.shape)  # a wrong critic ...
     rough[-1] = 0.0  # ... that still knows V_T = 0: λ = 1 then never trusts it
     return {
-        "R(τ) (eq. 2)": lambda b: pg.estimators.reinforce_total_return(b, mdp, θ),
-        "G_t (boxed A)": lambda b: pg.estimators.reinforce(b, mdp, θ),
-        "G_t - γ^t V": lambda b: pg.estimators.reinforce_baseline(b, mdp, θ, V),
-        "G_t - γ^t b, wrong b": lambda b: pg.estimators.reinforce_baseline(b, mdp, θ, rough),
-        "Q actor-critic": lambda b: pg.estimators.q_actor_critic(b, mdp, θ, Q),
-        "A2C": lambda b: pg.estimators.advantage_actor_critic(b, mdp, θ, A),
-        "TD error": lambda b: pg.estimators.td_actor_critic(b, mdp, θ, V),
-        "GAE(0.5)": lambda b: pg.estimators.gae(b, mdp, θ, V, 0.5),
-        "GAE(1), wrong V": lambda b: pg.estimators.gae(b, mdp, θ, rough, 1.0),
+        "R(τ) (eq. 2)": lambda b: pg.estimators.reinforce_total_return(mdp, θ, b),
+        "G_t (boxed A)": lambda b: pg.estimators.reinforce(mdp, θ, b),
+        "G_t - γ^t V": lambda b: pg.estimators.reinforce_baseline(mdp, θ, b, V),
+        "G_t - γ^t b, wrong b": lambda b: pg.estimators.reinforce_baseline(mdp, θ, b, rough),
+        "Q actor-critic": lambda b: pg.estimators.q_actor_critic(mdp, θ, b, Q),
+        "A2C": lambda b: pg.estimators.advantage_actor_critic(mdp, θ, b, A),
+        "TD error": lambda b: pg.estimators.td_actor_critic(mdp, θ, b, V),
+        "GAE(0.5)": lambda b: pg.estimators.gae(mdp, θ, b, V, 0.5),
+        "GAE(1), wrong V": lambda b: pg.estimators.gae(mdp, θ, b, rough, 1.0),
     }
 
 
 def test_every_estimator_is_exactly_unbiased(setting):
-    b = pg.enumerate_trajectories(setting["mdp"], setting["θ"], setting["T"])
+    b = pg.enumerate_trajectories(setting["mdp"], setting["θ"], horizon=setting["T"])
     for name, f in estimators(setting).items():
         mean = pg.trajectories.expectation(b, f(b))
         assert np.allclose(mean, setting["g"], atol=1e-12), name
 
 
 def test_dropping_gamma_t_is_biased_exactly(setting):
-    b = pg.enumerate_trajectories(setting["mdp"], setting["θ"], setting["T"])
-    mean = pg.trajectories.expectation(b, pg.estimators.reinforce_no_gamma_t(b, setting["mdp"], setting["θ"]))
-    assert pg.check.relative_error(mean, setting["g"]) > 0.05
+    b = pg.enumerate_trajectories(setting["mdp"], setting["θ"], horizon=setting["T"])
+    mean = pg.trajectories.expectation(b, pg.estimators.reinforce_no_gamma_t(setting["mdp"], setting["θ"], b))
+    assert pg.reference.relative_error(mean, setting["g"]) > 0.05
 
 
 def test_monte_carlo_means_lie_in_their_confidence_intervals(setting):
@@ -61,7 +61,7 @@ def test_monte_carlo_means_lie_in_their_confidence_intervals(setting):
         mean, se = pg.estimators.mean_and_stderr(f(b))
         z = np.abs(mean - setting["g"])[live] / se[live]
         assert z.max() < Z, (name, z.max())
-    mean, se = pg.estimators.mean_and_stderr(pg.estimators.reinforce_no_gamma_t(b, setting["mdp"], setting["θ"]))
+    mean, se = pg.estimators.mean_and_stderr(pg.estimators.reinforce_no_gamma_t(setting["mdp"], setting["θ"], b))
     z = np.abs(mean - setting["g"])[live] / se[live]
     assert z.max() > 2 * Z, z.max()  # the "no γ^t" variant lies far outside
 
@@ -84,27 +84,27 @@ def test_gae_limits():
     mdp = pg.envs.random_mdp(4, 2, 0.9, rng, n_terminal=1)
     b = pg.sample(mdp, rng.standard_normal((4, 2)), n=50, horizon=8, rng=rng)
     V = rng.standard_normal(4)
-    δ = pg.estimators.td_errors(b, mdp, V)
-    np.testing.assert_allclose(pg.estimators.gae_advantages(b, mdp, V, 0.0), δ)
+    δ = pg.estimators.td_errors(mdp, b, V)
+    np.testing.assert_allclose(pg.estimators.gae_advantages(mdp, b, V, 0.0), δ)
     # λ = 1: Σ_{k≥t} γ^{k-t} r_k - V(s_t) + γ^{T-t} V(s_T) (the bootstrapped tail), V(terminal) = 0.
     Vz = np.where(mdp.terminal, 0.0, V)
     tail = (0.9 ** (8 - np.arange(8)))[None] * Vz[b.next_states[:, -1]][:, None]
     expect = pg.estimators.returns_to_go(b, from_time_zero=False) - Vz[b.states] + tail
-    np.testing.assert_allclose(pg.estimators.gae_advantages(b, mdp, V, 1.0)[b.mask], expect[b.mask], atol=1e-12)
+    np.testing.assert_allclose(pg.estimators.gae_advantages(mdp, b, V, 1.0)[b.mask], expect[b.mask], atol=1e-12)
     with pytest.raises(ValueError, match="λ"):
-        pg.estimators.gae_advantages(b, mdp, V, 1.5)
+        pg.estimators.gae_advantages(mdp, b, V, 1.5)
 
 
 def test_estimators_refuse_malformed_tables(setting):
     b = pg.sample(setting["mdp"], setting["θ"], n=3, horizon=setting["T"], rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="time-indexed Q"):
-        pg.estimators.q_actor_critic(b, setting["mdp"], setting["θ"], setting["Q"][:2])
+        pg.estimators.q_actor_critic(setting["mdp"], setting["θ"], b, setting["Q"][:2])
     with pytest.raises(ValueError, match="NaN"):
-        pg.estimators.td_actor_critic(b, setting["mdp"], setting["θ"], np.full(3, np.nan))
+        pg.estimators.td_actor_critic(setting["mdp"], setting["θ"], b, np.full(3, np.nan))
     with pytest.raises(ValueError, match="weights must have shape"):
-        pg.estimators.score_weighted(b, setting["mdp"], setting["θ"], np.ones((2, 2)))
+        pg.estimators.score_sum(setting["mdp"], setting["θ"], b, np.ones((2, 2)))
     with pytest.raises(TypeError, match="Batch"):
-        pg.estimators.reinforce("batch", setting["mdp"], setting["θ"])
+        pg.estimators.reinforce(setting["mdp"], setting["θ"], "batch")
 
 
 def test_discount_cumsum_against_the_explicit_double_sum_and_per_step_discounts():

@@ -8,8 +8,8 @@ import pgnotes as pg
 
 def _brute_force(mdp, θ, W, features=None):
     """Mean and total variance by listing every (s, a) pair with its probability and score."""
-    d_γ = pg.exact.occupancy(mdp, θ, features)
-    pol = pg.softmax_policy(mdp, θ, features)
+    d_γ = pg.exact.occupancy(mdp, θ, features=features)
+    pol = pg.softmax_policy(mdp, θ, features=features)
     draws, probs = [], []
     for s in range(mdp.n_states):
         for a in range(mdp.n_actions):
@@ -28,9 +28,9 @@ def test_score_function_moments_against_brute_force(log_linear, gamma):
     mdp = pg.envs.random_mdp(4, 3, gamma, rng)
     φ = pg.envs.random_features(4, 3, 5, rng) if log_linear else None
     θ = rng.standard_normal(5) if log_linear else rng.standard_normal((4, 3))
-    ev = pg.exact.evaluate(mdp, θ, φ)
+    ev = pg.exact.evaluate(mdp, θ, features=φ)
     for W in (ev.Q, ev.A, rng.standard_normal((4, 3))):
-        m, v = pg.exact.score_function_moments(mdp, θ, W, φ)
+        m, v = pg.exact.score_function_moments(mdp, θ, W, features=φ)
         m_ref, v_ref = _brute_force(mdp, θ, W, φ)
         assert m.shape == θ.shape
         np.testing.assert_allclose(m.ravel(), m_ref, atol=1e-12)

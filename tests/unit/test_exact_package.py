@@ -8,7 +8,7 @@ import pytest
 import pgnotes as pg
 
 PUBLIC = [
-    "Evaluation", "evaluate", "policy_matrix", "policy_reward", "state_values",
+    "Evaluation", "evaluate", "policy_matrix", "state_values",
     "action_values", "advantages", "k_step", "visit_counts", "truncated_visit_counts",
     "occupancy", "on_policy_distribution", "objective", "phi", "policy_gradient",
     "value_gradient", "undiscounted_update", "score_function_moments",
@@ -29,12 +29,12 @@ def test_finite_visit_counts_is_the_truncated_series_and_matches_enumeration():
     mdp = pg.envs.random_mdp(3, 2, 0.8, rng, n_terminal=1, p_end=0.3)
     θ = rng.standard_normal((3, 2))
     T = 4
-    η_T = pg.finite.visit_counts(mdp, θ, T)
+    η_T = pg.finite.visit_counts(mdp, θ, horizon=T)
     np.testing.assert_array_equal(η_T, pg.exact.truncated_visit_counts(mdp, θ, T))
     batch = pg.enumerate_trajectories(mdp, θ, horizon=T)  # independent route
     enum = np.zeros(mdp.n_states)
     for t in range(T):
-        w = batch.p * mdp.gamma**t * batch.mask[:, t]
+        w = batch.prob * mdp.gamma**t * batch.mask[:, t]
         enum += np.bincount(batch.states[:, t], weights=w, minlength=mdp.n_states)
     np.testing.assert_allclose(η_T, enum, atol=1e-13)
 

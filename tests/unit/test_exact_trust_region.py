@@ -1,6 +1,6 @@
 """Trust regions and the natural gradient, each against an independent route.
 
-Routes: the objective difference from an independent linear solve (``check.reference_objective``),
+Routes: the objective difference from an independent linear solve (``reference.objective``),
 complex-step derivatives of ``J`` and of ``log π``, closed forms of the tabular softmax,
 ``numpy.linalg.pinv``, value iteration, and limits in ``γ``.
 """
@@ -11,7 +11,7 @@ import pytest
 import pgnotes as pg
 
 E = pg.exact
-J_ref = pg.check.reference_objective
+J_ref = pg.reference.objective
 
 
 def _case(seed, S=4, A=3, gamma=0.9, d=None, n_terminal=0):
@@ -35,8 +35,8 @@ CASES = [
 @pytest.mark.parametrize("kw", CASES)
 def test_performance_difference_is_the_objective_difference(kw):
     mdp, θ, θ2, φ = _case(**kw)
-    pdl = E.performance_difference(mdp, θ, θ2, φ)
-    ref = float(J_ref(mdp, θ2, φ) - J_ref(mdp, θ, φ))
+    pdl = E.performance_difference(mdp, θ, θ2, features=φ)
+    ref = float(J_ref(mdp, θ2, features=φ) - J_ref(mdp, θ, features=φ))
     assert isinstance(pdl, float)
     assert pdl == pytest.approx(ref, rel=1e-10, abs=1e-12)
 
@@ -44,9 +44,9 @@ def test_performance_difference_is_the_objective_difference(kw):
 @pytest.mark.parametrize("kw", CASES)
 def test_surrogate_is_zero_at_theta_and_has_gradient_grad_J(kw):
     mdp, θ, _, φ = _case(**kw)
-    assert abs(E.surrogate(mdp, θ, θ, φ)) < 1e-12
-    g = pg.check.complex_step_gradient(lambda t: E.surrogate(mdp, θ, t, φ), θ)
-    ref = pg.check.complex_step_gradient(lambda t: J_ref(mdp, t, φ), θ)
+    assert abs(E.surrogate(mdp, θ, θ, features=φ)) < 1e-12
+    g = pg.reference.complex_step_gradient(lambda t: E.surrogate(mdp, θ, t, features=φ), θ)
+    ref = pg.reference.complex_step_gradient(lambda t: J_ref(mdp, t, features=φ), θ)
     np.testing.assert_allclose(g, ref, rtol=1e-9, atol=1e-11)
 
 
@@ -91,8 +91,8 @@ def _score_by_complex_step(mdp, θ, φ):
     rows = []
     for s in range(mdp.n_states):
         for a in range(mdp.n_actions):
-            f = lambda t, s=s, a=a: np.log(pg.softmax_policy(mdp, t, φ).probs[s, a])  # noqa: E731
-            rows.append(pg.check.complex_step_gradient(f, θ).ravel())
+            f = lambda t, s=s, a=a: np.log(pg.softmax_policy(mdp, t, features=φ).probs[s, a])  # noqa: E731
+            rows.append(pg.reference.complex_step_gradient(f, θ).ravel())
     return np.array(rows)
 
 
@@ -101,10 +101,10 @@ def test_fisher_against_complex_step_scores(kw):
     mdp, θ, _, φ = _case(**kw)
     Ψ = _score_by_complex_step(mdp, θ, φ)
     d = (1 - mdp.gamma) * np.linalg.solve(
-        (np.eye(mdp.n_states) - mdp.gamma * pg.exact.policy_matrix(mdp, θ, φ)).T, mdp.rho0)
+        (np.eye(mdp.n_states) - mdp.gamma * pg.exact.policy_matrix(mdp, θ, features=φ)).T, mdp.rho0)
     d[mdp.terminal] = 0.0
-    p = (d[:, None] * pg.softmax_policy(mdp, θ, φ).probs).ravel()
-    F = E.fisher(mdp, θ, φ)
+    p = (d[:, None] * pg.softmax_policy(mdp, θ, features=φ).probs).ravel()
+    F = E.fisher(mdp, θ, features=φ)
     np.testing.assert_allclose(F, Ψ.T @ (p[:, None] * Ψ), rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(F, F.T, atol=1e-15)
 
@@ -122,9 +122,9 @@ def test_fisher_tabular_closed_form_and_null_space():
 @pytest.mark.parametrize("kw", [c for c in CASES if c.get("gamma", 0.9) < 1])
 def test_natural_gradient_is_pinv_fisher_times_gradient(kw):
     mdp, θ, _, φ = _case(**kw)
-    g = pg.check.complex_step_gradient(lambda t: J_ref(mdp, t, φ), θ)
-    ref = np.linalg.pinv(E.fisher(mdp, θ, φ), rcond=1e-12) @ g.ravel()
-    np.testing.assert_allclose(E.natural_gradient(mdp, θ, φ).ravel(), ref, rtol=1e-7, atol=1e-9)
+    g = pg.reference.complex_step_gradient(lambda t: J_ref(mdp, t, features=φ), θ)
+    ref = np.linalg.pinv(E.fisher(mdp, θ, features=φ), rcond=1e-12) @ g.ravel()
+    np.testing.assert_allclose(E.natural_gradient(mdp, θ, features=φ).ravel(), ref, rtol=1e-7, atol=1e-9)
 
 
 def test_tabular_natural_gradient_is_centred_advantage_over_one_minus_gamma():
@@ -137,20 +137,20 @@ def test_tabular_natural_gradient_is_centred_advantage_over_one_minus_gamma():
 
 def test_compatible_critic_gives_the_exact_gradient_and_others_do_not():
     mdp, θ, _, φ = _case(10, d=4)
-    g = pg.check.complex_step_gradient(lambda t: J_ref(mdp, t, φ), θ)
-    χ = E.score_matrix(mdp, θ, φ).reshape(4, 3, -1)
-    g_c, w = E.critic_gradient(mdp, θ, χ, φ)
+    g = pg.reference.complex_step_gradient(lambda t: J_ref(mdp, t, features=φ), θ)
+    χ = E.score_matrix(mdp, θ, features=φ).reshape(4, 3, -1)
+    g_c, w = E.critic_gradient(mdp, θ, χ, features=φ)
     np.testing.assert_allclose(g_c, g, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(w / (1 - mdp.gamma), E.natural_gradient(mdp, θ, φ), atol=1e-10)
+    np.testing.assert_allclose(w / (1 - mdp.gamma), E.natural_gradient(mdp, θ, features=φ), atol=1e-10)
     other = pg.envs.random_features(4, 3, 4, np.random.default_rng(0))
-    g_o, _ = E.critic_gradient(mdp, θ, other, φ)
+    g_o, _ = E.critic_gradient(mdp, θ, other, features=φ)
     assert np.linalg.norm(g_o - g) > 1e-2 * np.linalg.norm(g)
 
 
 def test_npg_ascent_is_soft_policy_iteration():
     mdp = pg.envs.gridworld(2, 3, gamma=0.8)
     θ0 = np.random.default_rng(11).standard_normal((6, 4))
-    α, path = 0.3, E.ascent(mdp, θ0, 0.3, 3, method="npg")
+    α, path = 0.3, E.ascent(mdp, θ0, 0.3, n=3, method="npg")
     π = pg.softmax_policy(mdp, θ0).probs
     for k in range(3):
         A = E.advantages(mdp, path.θ[k])  # closed form: π ∝ π exp(α A / (1-γ))
@@ -163,10 +163,10 @@ def test_npg_ascent_is_soft_policy_iteration():
 
 def test_pg_ascent_follows_complex_step_gradients():
     mdp, θ, _, φ = _case(12, d=3)
-    path = E.ascent(mdp, θ, 0.5, 4, method="pg", features=φ)
+    path = E.ascent(mdp, θ, 0.5, n=4, method="pg", features=φ)
     t = θ.copy()
     for _ in range(4):
-        t = t + 0.5 * pg.check.complex_step_gradient(lambda x: J_ref(mdp, x, φ), t)
+        t = t + 0.5 * pg.reference.complex_step_gradient(lambda x: J_ref(mdp, x, features=φ), t)
     np.testing.assert_allclose(path.θ[-1], t, rtol=1e-10)
     assert path.mean_kl.shape == (4,) and np.all(path.max_kl >= path.mean_kl - 1e-15)
 
@@ -177,9 +177,9 @@ def test_clip_objective_gradient_matches_central_differences_and_grad_J_at_old()
     assert abs(v0) < 1e-12
     np.testing.assert_allclose(g0, pg.exact.policy_gradient(mdp, θ), atol=1e-12)
     θm = θ + 0.3 * (θ2 - θ)  # a generic point: some pairs clipped, none on a kink
-    f = lambda t: E.clip_objective(mdp, θ, t, 0.2)[0]  # noqa: E731
-    np.testing.assert_allclose(E.clip_objective(mdp, θ, θm, 0.2)[1],
-                               pg.check.central_difference_gradient(f, θm), atol=1e-6)
+    f = lambda t: E.clip_objective(mdp, t, θ, 0.2)[0]  # noqa: E731
+    np.testing.assert_allclose(E.clip_objective(mdp, θm, θ, 0.2)[1],
+                               pg.reference.central_difference_gradient(f, θm), atol=1e-6)
 
 
 def test_trpo_step_respects_its_kl_and_improves():
@@ -203,7 +203,7 @@ def test_average_reward_against_discounted_limit_and_complex_step():
     np.testing.assert_allclose(μ, np.linalg.matrix_power(E.policy_matrix(mdp, θ), 400)[0], atol=1e-12)
     r = E.average_reward(mdp, θ)
     g = E.average_reward_gradient(mdp, θ)
-    np.testing.assert_allclose(g, pg.check.complex_step_gradient(lambda t: E.average_reward(mdp, t), θ), atol=1e-12)
+    np.testing.assert_allclose(g, pg.reference.complex_step_gradient(lambda t: E.average_reward(mdp, t), θ), atol=1e-12)
     # (1-γ) J_γ → r and the Q_γ-weighted update → ∇r, with errors O(1-γ)
     errs = []
     for γ in (0.99, 0.999):
@@ -221,9 +221,9 @@ def test_bad_inputs_name_the_fix():
     with pytest.raises(ValueError, match="continuing MDP"):
         E.average_reward(mdp, θ)
     with pytest.raises(ValueError, match="method must be one of"):
-        E.ascent(mdp, θ, 0.1, 2, method="adam")
+        E.ascent(mdp, θ, 0.1, n=2, method="adam")
     with pytest.raises(ValueError, match="step must be a positive"):
-        E.ascent(mdp, θ, -0.1, 2)
+        E.ascent(mdp, θ, -0.1, n=2)
     with pytest.raises(TypeError, match="mdp must be"):
         E.fisher("grid", θ)
     with pytest.raises(ValueError, match="critic_features must have shape"):
@@ -233,9 +233,9 @@ def test_bad_inputs_name_the_fix():
 def test_trpo_works_at_episodic_gamma_one_and_keeps_its_kl():
     corridor = pg.envs.short_corridor()  # γ = 1: the Fisher matrix under μ = η / Σ η
     φ = np.tile(np.eye(2)[::-1], (4, 1, 1))
-    path = E.ascent(corridor, np.array([np.log(0.05 / 0.95), 0.0]), 0.05, 10, "trpo", φ)
+    path = E.ascent(corridor, np.array([np.log(0.05 / 0.95), 0.0]), 0.05, n=10, method="trpo", features=φ)
     assert np.all(path.mean_kl <= 0.05) and path.J[-1] > path.J[0]
-    np.testing.assert_allclose(path.J, [J_ref(corridor, t, φ) for t in path.θ], rtol=1e-10)
+    np.testing.assert_allclose(path.J, [J_ref(corridor, t, features=φ) for t in path.θ], rtol=1e-10)
 
 
 def test_kl_penalty_and_clip_epochs_follow_central_differences():
@@ -243,10 +243,10 @@ def test_kl_penalty_and_clip_epochs_follow_central_differences():
     β, lr = 0.7, 0.5
     for kw, objective in (
         (dict(kl_coef=β), lambda t: E.surrogate(mdp, θ, t) - β * E.mean_kl(mdp, θ, t)),
-        (dict(cliprange=0.05), lambda t: E.clip_objective(mdp, θ, t, 0.05)[0]),
+        (dict(cliprange=0.05), lambda t: E.clip_objective(mdp, t, θ, 0.05)[0]),
     ):
         θ1 = E.surrogate_ascent(mdp, θ, lr=lr, epochs=1, **kw)  # ∇ at θ_old is ∇J
         np.testing.assert_allclose((θ1 - θ) / lr, E.policy_gradient(mdp, θ), atol=1e-12)
         θ2 = E.surrogate_ascent(mdp, θ, lr=lr, epochs=2, **kw)
-        g = pg.check.central_difference_gradient(objective, θ1)
+        g = pg.reference.central_difference_gradient(objective, θ1)
         np.testing.assert_allclose((θ2 - θ1) / lr, g, atol=1e-6)

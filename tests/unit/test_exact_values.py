@@ -23,21 +23,21 @@ def test_action_values_and_advantages_are_the_long_horizon_limit_of_the_backward
     mdp, θ, φ = case
     if mdp.gamma == 1.0 and not _ends_quickly(mdp, θ, φ):
         return
-    Q_T = pg.finite.action_values(mdp, θ, T_LONG, φ)[0]
-    V_T = pg.finite.state_values(mdp, θ, T_LONG, φ)[0]
+    Q_T = pg.finite.action_values(mdp, θ, horizon=T_LONG, features=φ)[0]
+    V_T = pg.finite.state_values(mdp, θ, horizon=T_LONG, features=φ)[0]
     live = ~mdp.terminal
-    Q, A = pg.exact.action_values(mdp, θ, φ), pg.exact.advantages(mdp, θ, φ)
+    Q, A = pg.exact.action_values(mdp, θ, features=φ), pg.exact.advantages(mdp, θ, features=φ)
     scale = 1 + np.abs(Q_T).max()
     np.testing.assert_allclose(Q[live], Q_T[live], atol=1e-8 * scale)
     np.testing.assert_allclose(A[live], (Q_T - V_T[:, None])[live], atol=1e-8 * scale)
     # identity: the advantage has mean zero under π in every state
-    π = pg.softmax_policy(mdp, θ, φ).probs
+    π = pg.softmax_policy(mdp, θ, features=φ).probs
     np.testing.assert_allclose((π * A).sum(axis=1)[live], 0.0, atol=1e-10 * scale)
 
 
 def _ends_quickly(mdp, θ, φ) -> bool:
     """Whether the chance of still running after T_LONG steps is negligible (episodic γ = 1)."""
-    μ = pg.finite.state_distributions(mdp, θ, T_LONG, φ)[-1]
+    μ = pg.finite.state_distributions(mdp, θ, horizon=T_LONG, features=φ)[-1]
     return float(μ[~mdp.terminal].sum()) < 1e-12
 
 
@@ -47,8 +47,8 @@ def test_on_policy_distribution_is_normalised_long_horizon_visit_counts(case):
     mdp, θ, φ = case
     if mdp.gamma == 1.0 and not _ends_quickly(mdp, θ, φ):
         return
-    η_T = pg.finite.visit_counts(mdp, θ, T_LONG, φ)
-    μ = pg.exact.on_policy_distribution(mdp, θ, φ)
+    η_T = pg.finite.visit_counts(mdp, θ, horizon=T_LONG, features=φ)
+    μ = pg.exact.on_policy_distribution(mdp, θ, features=φ)
     assert μ.shape == (mdp.n_states,) and abs(μ.sum() - 1) < 1e-12
     assert np.all(μ[mdp.terminal] == 0)
     np.testing.assert_allclose(μ, η_T / η_T.sum(), atol=1e-9)

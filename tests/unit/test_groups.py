@@ -85,14 +85,14 @@ def test_advantage_given_reward_closed_forms_for_mean_and_loo():
 def test_expectation_against_every_tuple_of_completions(param, G, fn, seq):
     """E[(1/G) Σ_i A_i c(y_i) ∇log π(y_i|x)] summed over all G-tuples of completions, per prompt."""
     tmdp, θ, φ = _tiny(param)
-    c = tk.completions(tmdp, θ, φ)
+    c = tk.completions(tmdp, θ, features=φ)
     S = tk.score_sum(tmdp, θ, c, features=φ).reshape(c.n, -1)  # ∇log π(y|x) per completion
     cw = np.ones(c.n) if seq is None else seq(c)
     got = pg.groups.group_estimator_expectation(tmdp, θ, G, fn, sequence_weight=seq, features=φ, per_prompt=True)
     for x in range(tmdp.n_prompts):
         rows = np.flatnonzero(c.prompt_ids == x)
         tup = np.array(list(itertools.product(rows, repeat=G)))  # every group of completions of x
-        prob = np.prod(c.p[tup], axis=1)
+        prob = np.prod(c.prob[tup], axis=1)
         A = fn(c.rewards[tup])  # (n_tuples, G)
         est = np.einsum("ng,ng,ngd->nd", A, cw[tup], S[tup]) / G
         ref = (prob[:, None] * est).sum(axis=0)
@@ -108,11 +108,11 @@ def test_reinforce_mean_and_loo_against_the_policy_gradient(param):
     φ = tk.token_features(tmdp) if param else None
     θ = rng.standard_normal((tmdp.n_prefixes, 4) if φ is None else φ.shape[2])
     g = tk.policy_gradient(tmdp, θ, features=φ)
-    assert pg.check.relative_error(pg.groups.group_estimator_expectation(tmdp, θ, 1, lambda r: r, features=φ), g) < 1e-12
+    assert pg.reference.relative_error(pg.groups.group_estimator_expectation(tmdp, θ, 1, lambda r: r, features=φ), g) < 1e-12
     for G in (2, 7, 32):
         m = pg.groups.group_estimator_expectation(tmdp, θ, G, MEAN, features=φ)
-        assert pg.check.relative_error(m, (G - 1) / G * g) < 1e-12
-        assert pg.check.relative_error(pg.groups.group_estimator_expectation(tmdp, θ, G, LOO, features=φ), g) < 1e-12
+        assert pg.reference.relative_error(m, (G - 1) / G * g) < 1e-12
+        assert pg.reference.relative_error(pg.groups.group_estimator_expectation(tmdp, θ, G, LOO, features=φ), g) < 1e-12
     # 0/1 reward: GRPO reweights each prompt's ∇p(x) by w(p(x), G) = E[A | r = 1] − E[A | r = 0]
     ev = tk.evaluate(tmdp, θ, features=φ)
     grad_p = pg.groups.group_estimator_expectation(tmdp, θ, 1, lambda r: r, features=φ, per_prompt=True)
@@ -121,7 +121,7 @@ def test_reinforce_mean_and_loo_against_the_policy_gradient(param):
         cond = pg.groups.group_advantage_given_reward(q, [0.0, 1.0], G, GRPO)
         w = cond[:, 1] - cond[:, 0]
         ref = np.tensordot(tmdp.rho * w, grad_p, axes=1)
-        assert pg.check.relative_error(pg.groups.group_estimator_expectation(tmdp, θ, G, GRPO, features=φ), ref) < 1e-12
+        assert pg.reference.relative_error(pg.groups.group_estimator_expectation(tmdp, θ, G, GRPO, features=φ), ref) < 1e-12
 
 
 @pytest.mark.parametrize("fn,seq", [(MEAN, None), (GRPO, None), (GRPO1, INV_LEN)])
@@ -131,7 +131,7 @@ def test_expectation_against_monte_carlo(fn, seq):
     θ = np.random.default_rng(5).standard_normal(φ.shape[2])
     G, M = 4, 40_000
     exact = pg.groups.group_estimator_expectation(tmdp, θ, G, fn, sequence_weight=seq, features=φ)
-    b = tk.sample_groups(tmdp, θ, G=G, rng=np.random.default_rng(7), prompt_ids=np.repeat(np.arange(3), M), features=φ)
+    b = tk.sample_groups(tmdp, θ, group_size=G, rng=np.random.default_rng(7), prompt_ids=np.repeat(np.arange(3), M), features=φ)
     A = fn(b.rewards.reshape(-1, G)).ravel()
     cw = np.ones(b.n) if seq is None else seq(b)
     S = tk.score_sum(tmdp, θ, b, (A * cw)[:, None] * b.mask, features=φ)

@@ -131,17 +131,17 @@ def bad_θ(draw):
 
 
 ENTRY_POINTS = [
-    ("objective", lambda m, θ, φ: pg.exact.objective(m, θ, φ)),
-    ("policy_gradient", lambda m, θ, φ: pg.exact.policy_gradient(m, θ, φ)),
-    ("visit_counts", lambda m, θ, φ: pg.exact.visit_counts(m, θ, φ)),
-    ("occupancy", lambda m, θ, φ: pg.exact.occupancy(m, θ, φ)),
-    ("value_gradient", lambda m, θ, φ: pg.exact.value_gradient(m, θ, φ)),
-    ("k_step", lambda m, θ, φ: pg.exact.k_step(m, θ, 2, φ)),
-    ("finite.policy_gradient", lambda m, θ, φ: pg.finite.policy_gradient(m, θ, 3, φ)),
-    ("finite.objective", lambda m, θ, φ: pg.finite.objective(m, θ, 3, φ)),
-    ("enumerate", lambda m, θ, φ: pg.enumerate_trajectories(m, θ, 2, φ)),
+    ("objective", lambda m, θ, φ: pg.exact.objective(m, θ, features=φ)),
+    ("policy_gradient", lambda m, θ, φ: pg.exact.policy_gradient(m, θ, features=φ)),
+    ("visit_counts", lambda m, θ, φ: pg.exact.visit_counts(m, θ, features=φ)),
+    ("occupancy", lambda m, θ, φ: pg.exact.occupancy(m, θ, features=φ)),
+    ("value_gradient", lambda m, θ, φ: pg.exact.value_gradient(m, θ, features=φ)),
+    ("k_step", lambda m, θ, φ: pg.exact.k_step(m, θ, 2, features=φ)),
+    ("finite.policy_gradient", lambda m, θ, φ: pg.finite.policy_gradient(m, θ, horizon=3, features=φ)),
+    ("finite.objective", lambda m, θ, φ: pg.finite.objective(m, θ, horizon=3, features=φ)),
+    ("enumerate", lambda m, θ, φ: pg.enumerate_trajectories(m, θ, horizon=2, features=φ)),
     ("sample", lambda m, θ, φ: pg.sample(m, θ, n=4, horizon=3, rng=np.random.default_rng(0), features=φ)),
-    ("softmax_policy", lambda m, θ, φ: pg.softmax_policy(m, θ, φ)),
+    ("softmax_policy", lambda m, θ, φ: pg.softmax_policy(m, θ, features=φ)),
 ]
 
 
@@ -165,12 +165,12 @@ def test_bad_horizons_and_sizes_are_refused(value, where):
     if where == "K" and value == 0:
         return  # K = 0 is valid: the empty series
     calls = {
-        "T": lambda: pg.finite.policy_gradient(mdp, θ, value),
+        "T": lambda: pg.finite.policy_gradient(mdp, θ, horizon=value),
         "k": lambda: pg.exact.k_step(mdp, θ, value),
         "K": lambda: pg.exact.truncated_visit_counts(mdp, θ, value),
         "n": lambda: pg.sample(mdp, θ, n=value, horizon=3, rng=np.random.default_rng(0)),
         "horizon": lambda: pg.sample(mdp, θ, n=3, horizon=value, rng=np.random.default_rng(0)),
-        "enum": lambda: pg.enumerate_trajectories(mdp, θ, value),
+        "enum": lambda: pg.enumerate_trajectories(mdp, θ, horizon=value),
     }
     refused(calls[where], key=("count", where, repr(value)))
 
@@ -185,15 +185,15 @@ def test_bad_generators_are_refused(rng):
 def test_bad_tables_are_refused_by_estimators(what):
     mdp, θ = good_mdp(), np.zeros((3, 2))
     b = pg.sample(mdp, θ, n=4, horizon=3, rng=np.random.default_rng(0))
-    V, Q = pg.finite.state_values(mdp, θ, 3), pg.finite.action_values(mdp, θ, 3)
+    V, Q = pg.finite.state_values(mdp, θ, horizon=3), pg.finite.action_values(mdp, θ, horizon=3)
     calls = {
-        "V shape": lambda: pg.estimators.td_actor_critic(b, mdp, θ, np.zeros((2, 2, 2, 2))),
-        "V poison": lambda: pg.estimators.gae(b, mdp, θ, np.full(3, np.nan), 0.5),
-        "Q shape": lambda: pg.estimators.q_actor_critic(b, mdp, θ, np.zeros(3)),
-        "Q time rows": lambda: pg.estimators.q_actor_critic(b, mdp, θ, Q[:1]),
-        "λ range": lambda: pg.estimators.gae(b, mdp, θ, V, 1.5),
-        "λ poison": lambda: pg.estimators.gae(b, mdp, θ, V, np.nan),
-        "weights shape": lambda: pg.estimators.score_weighted(b, mdp, θ, np.ones((4, 4))),
+        "V shape": lambda: pg.estimators.td_actor_critic(mdp, θ, b, np.zeros((2, 2, 2, 2))),
+        "V poison": lambda: pg.estimators.gae(mdp, θ, b, np.full(3, np.nan), 0.5),
+        "Q shape": lambda: pg.estimators.q_actor_critic(mdp, θ, b, np.zeros(3)),
+        "Q time rows": lambda: pg.estimators.q_actor_critic(mdp, θ, b, Q[:1]),
+        "λ range": lambda: pg.estimators.gae(mdp, θ, b, V, 1.5),
+        "λ poison": lambda: pg.estimators.gae(mdp, θ, b, V, np.nan),
+        "weights shape": lambda: pg.estimators.score_sum(mdp, θ, b, np.ones((4, 4))),
     }
     refused(calls[what], key=("table", what))
 
@@ -203,8 +203,8 @@ def test_huge_inputs_are_refused_without_allocating():
     refused(pg.TabularMDP, big, np.zeros((50_000, 2)), np.full(50_000, 1 / 50_000), 0.9, key=("huge", "P"))
     mdp = good_mdp()
     refused(pg.sample, mdp, np.zeros((3, 2)), n=10**6, horizon=10**4, rng=np.random.default_rng(0), key=("huge", "sample"))
-    refused(pg.finite.objective, mdp, np.zeros((3, 2)), 10**8, key=("huge", "finite"))
-    refused(pg.enumerate_trajectories, mdp, np.zeros((3, 2)), 40, key=("huge", "enumerate"))
+    refused(pg.finite.objective, mdp, np.zeros((3, 2)), horizon=10**8, key=("huge", "finite"))
+    refused(pg.enumerate_trajectories, mdp, np.zeros((3, 2)), horizon=40, key=("huge", "enumerate"))
 
 
 def test_gamma_one_that_never_terminates_is_refused():
@@ -223,7 +223,7 @@ from pgnotes import tokens as tk  # noqa: E402
 TMDP = tk.TokenMDP(3, [(1,), (2,)], 3, tk.modular_sum_verifier(3))
 Θ_TOK = np.zeros((TMDP.n_prefixes, 3))
 ENUM = tk.completions(TMDP, Θ_TOK)
-DRAWN = tk.sample_groups(TMDP, Θ_TOK, G=2, rng=np.random.default_rng(0))
+DRAWN = tk.sample_groups(TMDP, Θ_TOK, group_size=2, rng=np.random.default_rng(0))
 
 
 def refused_as(error, f, *args, key, **kwargs):
@@ -268,26 +268,26 @@ def test_token_parameters_of_the_wrong_kind_are_refused(which, data):
     if which == "θ" and what == "complex":
         return  # complex θ is valid: complex-step checks
     kw = {"θ": dict(θ=bad), "features": dict(θ=np.zeros(φ_good.shape[2]), features=bad),
-          "θ_ref": dict(θ=Θ_TOK, β=0.1, θ_ref=bad)}[which]
+          "θ_ref": dict(θ=Θ_TOK, beta=0.1, theta_ref=bad)}[which]
     entry = data.draw(st.sampled_from(["objective", "evaluate", "policy_gradient", "completions", "sample_groups"]))
     θ = kw.pop("θ")
     calls = {
         "objective": lambda: tk.objective(TMDP, θ, **kw),
         "evaluate": lambda: tk.evaluate(TMDP, θ, **kw),
         "policy_gradient": lambda: tk.policy_gradient(TMDP, θ, **kw),
-        "completions": lambda: tk.completions(TMDP, θ, kw.get("features")) if "θ_ref" not in kw else tk.sequence_kl(TMDP, θ, kw["θ_ref"]),
-        "sample_groups": lambda: tk.sample_groups(TMDP, θ, G=2, rng=np.random.default_rng(0), features=kw.get("features"))
-        if "θ_ref" not in kw else tk.to_tabular(TMDP, β=0.1, θ=θ, θ_ref=kw["θ_ref"]),
+        "completions": lambda: tk.completions(TMDP, θ, features=kw.get("features")) if "theta_ref" not in kw else tk.sequence_kl(TMDP, θ, kw["theta_ref"]),
+        "sample_groups": lambda: tk.sample_groups(TMDP, θ, group_size=2, rng=np.random.default_rng(0), features=kw.get("features"))
+        if "theta_ref" not in kw else tk.to_tabular(TMDP, beta=0.1, θ=θ, theta_ref=kw["theta_ref"]),
     }
     refused_as(error, calls[entry], key=("tokens", which, what, entry))
 
 
 @MANY
-@given(st.sampled_from(["vocab_size", "max_len", "prompts", "reward", "rho", "G", "n_prompts", "prompt_ids", "β", "kinds"]), st.data())
+@given(st.sampled_from(["n_vocab", "max_len", "prompts", "reward", "rho", "G", "n_prompts", "prompt_ids", "β", "kinds"]), st.data())
 def test_token_mdps_and_samplers_refuse_bad_sizes_and_choices(what, data):
-    ok = dict(vocab_size=3, prompts=[(1,), (2,)], max_len=3, reward=tk.modular_sum_verifier(3))
+    ok = dict(n_vocab=3, prompts=[(1,), (2,)], max_len=3, reward=tk.modular_sum_verifier(3))
     options = {
-        "vocab_size": [(1, ValueError), (300, ValueError), ("3", TypeError), (3.0, TypeError), (True, TypeError)],
+        "n_vocab": [(1, ValueError), (300, ValueError), ("3", TypeError), (3.0, TypeError), (True, TypeError)],
         "max_len": [(0, ValueError), (65, ValueError), ("3", TypeError), (None, TypeError)],
         "prompts": [([], ValueError), ("12", TypeError), (5, TypeError), ([(1, 0)], ValueError), ([(1,), (1,)], ValueError),
                     ([(1.0,)], TypeError), ([(7,)], ValueError), ([()], ValueError)],
@@ -306,11 +306,11 @@ def test_token_mdps_and_samplers_refuse_bad_sizes_and_choices(what, data):
     if what in ok or what == "rho":
         f = lambda: tk.TokenMDP(**{**ok, what: value})  # noqa: E731
     elif what == "β":
-        f = lambda: tk.objective(TMDP, Θ_TOK, β=value, θ_ref=Θ_TOK)  # noqa: E731
+        f = lambda: tk.objective(TMDP, Θ_TOK, beta=value, theta_ref=Θ_TOK)  # noqa: E731
     elif what == "kinds":
         f = lambda: tk.token_features(TMDP, value)  # noqa: E731
     else:
-        kw = {"G": dict(G=value), "n_prompts": dict(G=2, n_prompts=value), "prompt_ids": dict(G=2, prompt_ids=value)}[what]
+        kw = {"G": dict(group_size=value), "n_prompts": dict(group_size=2, n_prompts=value), "prompt_ids": dict(group_size=2, prompt_ids=value)}[what]
         f = lambda: tk.sample_groups(TMDP, Θ_TOK, rng=rng, **kw)  # noqa: E731
     refused_as(error, f, key=("token sizes", what, repr(value)))
 
@@ -333,7 +333,7 @@ def test_token_tables_of_the_wrong_kind_are_refused(what, data):
         "ppo values": lambda: pg.ppo.gae_advantages(TMDP, DRAWN, zeros_r, bad, 0.5),
         "ppo advantages": lambda: pg.ppo.clipped_surrogate(TMDP, Θ_TOK, Θ_TOK, DRAWN, bad),
         "ppo X": lambda: pg.ppo.conditional_expectation(TMDP, ENUM, bad),
-        "fit_values values": lambda: pg.ppo.fit_values(TMDP, Θ_TOK, bad, steps=1, step_size=0.1, G=2,
+        "fit_values values": lambda: pg.ppo.fit_values(TMDP, Θ_TOK, bad, steps=1, step_size=0.1, group_size=2,
                                                       rng=np.random.default_rng(0)),
     }
     refused_as(error, calls[what], key=("token tables", what, kind, str(np.shape(bad))))
@@ -344,15 +344,15 @@ def test_token_tables_of_the_wrong_kind_are_refused(what, data):
        st.data())
 def test_ppo_refuses_bad_coefficients_batches_and_generators(what, data):
     zeros_V, zeros_r = np.zeros(TMDP.n_prefixes), np.zeros(DRAWN.tokens.shape)
-    fit = lambda **kw: pg.ppo.fit_values(TMDP, Θ_TOK, zeros_V, **{**dict(steps=1, step_size=0.1, G=2,  # noqa: E731
+    fit = lambda **kw: pg.ppo.fit_values(TMDP, Θ_TOK, zeros_V, **{**dict(steps=1, step_size=0.1, group_size=2,  # noqa: E731
                                                                        rng=np.random.default_rng(0)), **kw})
     if what in ("λ", "ε", "clip_fraction ε", "step_size", "β"):
         value, error = data.draw(st.sampled_from(BAD_REALS + ([(0.0, ValueError)] if what != "λ" and what != "β" else [])))
         f = {"λ": lambda: pg.ppo.gae_advantages(TMDP, DRAWN, zeros_r, zeros_V, value),
-             "ε": lambda: pg.ppo.clipped_surrogate(TMDP, Θ_TOK, Θ_TOK, DRAWN, zeros_r, value),
-             "clip_fraction ε": lambda: pg.ppo.clip_fraction(TMDP, Θ_TOK, Θ_TOK, DRAWN, value),
+             "ε": lambda: pg.ppo.clipped_surrogate(TMDP, Θ_TOK, Θ_TOK, DRAWN, zeros_r, cliprange=value),
+             "clip_fraction ε": lambda: pg.ppo.clip_fraction(TMDP, Θ_TOK, Θ_TOK, DRAWN, cliprange=value),
              "step_size": lambda: fit(step_size=value),
-             "β": lambda: pg.ppo.token_rewards(TMDP, DRAWN, β=value, θ=Θ_TOK, θ_ref=Θ_TOK)}[what]
+             "β": lambda: pg.ppo.token_rewards(TMDP, DRAWN, beta=value, θ=Θ_TOK, theta_ref=Θ_TOK)}[what]
         if what == "step_size" and value == 2.0 or what == "β" and value == 2.0:
             return  # valid values
     elif what == "steps":
@@ -427,7 +427,7 @@ def test_groups_refuse_bad_rewards_options_and_callables(what, data):
     (lambda: tk.row_weights(TMDP, "batch"), TypeError),
     (lambda: tk.at_tokens(np.zeros(3), DRAWN), ValueError),
     (lambda: tk.at_tokens(np.zeros((TMDP.n_prefixes, 3)), None), TypeError),
-    (lambda: tk.to_tabular(TMDP, β=0.5, θ_ref=Θ_TOK), ValueError),
+    (lambda: tk.to_tabular(TMDP, beta=0.5, theta_ref=Θ_TOK), ValueError),
     (lambda: tk.objective(good_mdp(), Θ_TOK), TypeError),
     (lambda: tk.modular_sum_verifier(1), ValueError),
     (lambda: tk.modular_sum_verifier(4, length_penalty="0.1"), TypeError),

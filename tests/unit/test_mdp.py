@@ -178,7 +178,7 @@ def test_finite_horizon_refuses_bad_horizons():
     mdp = pg.TabularMDP(*good(), 0.9)
     for T in (0, -1, 10**9):
         with pytest.raises(ValueError, match="horizon"):
-            pg.finite.policy_gradient(mdp, np.zeros((2, 2)), T)
+            pg.finite.policy_gradient(mdp, np.zeros((2, 2)), horizon=T)
     for T in (1.5, "3"):
         with pytest.raises(TypeError, match="horizon"):
-            pg.finite.policy_gradient(mdp, np.zeros((2, 2)), T)
+            pg.finite.policy_gradient(mdp, np.zeros((2, 2)), horizon=T)

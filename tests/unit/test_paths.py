@@ -16,17 +16,17 @@ def small():
 
 def test_trajectory_probability_matches_enumeration(small):
     mdp, θ = small
-    b = pg.enumerate_trajectories(mdp, θ, 3)
-    p = paths.trajectory_probability(b, mdp, θ)
-    assert np.allclose(p, b.p, rtol=1e-12, atol=0)
+    b = pg.enumerate_trajectories(mdp, θ, horizon=3)
+    p = paths.trajectory_probability(mdp, θ, b)
+    assert np.allclose(p, b.prob, rtol=1e-12, atol=0)
 
 
 def test_trajectory_probability_complex_step_is_P_times_score(small):
     mdp, θ = small
-    b = pg.enumerate_trajectories(mdp, θ, 3)
-    dP = pg.check.complex_step_jacobian(lambda t: paths.trajectory_probability(b, mdp, t), θ)
-    score = pg.estimators.score_weighted(b, mdp, θ, np.ones((b.n, 3)))
-    assert np.allclose(dP, b.p[:, None, None] * score, rtol=1e-10, atol=1e-15)
+    b = pg.enumerate_trajectories(mdp, θ, horizon=3)
+    dP = pg.reference.complex_step_jacobian(lambda t: paths.trajectory_probability(mdp, t, b), θ)
+    score = pg.estimators.score_sum(mdp, θ, b, np.ones((b.n, 3)))
+    assert np.allclose(dP, b.prob[:, None, None] * score, rtol=1e-10, atol=1e-15)
 
 
 def test_trajectory_probability_log_linear():
@@ -34,8 +34,8 @@ def test_trajectory_probability_log_linear():
     mdp = pg.envs.random_mdp(3, 2, 0.9, rng)
     φ = pg.envs.random_features(3, 2, 2, rng)
     θ = rng.standard_normal(2)
-    b = pg.enumerate_trajectories(mdp, θ, 3, features=φ)
-    assert np.allclose(paths.trajectory_probability(b, mdp, θ, φ), b.p, rtol=1e-12)
+    b = pg.enumerate_trajectories(mdp, θ, horizon=3, features=φ)
+    assert np.allclose(paths.trajectory_probability(mdp, θ, b, features=φ), b.prob, rtol=1e-12)
 
 
 @pytest.mark.parametrize("k", [0, 1, 2, 3, 4])
@@ -67,8 +67,8 @@ def test_bad_input_raises(small):
     with pytest.raises(TypeError, match="mdp must be"):
         paths.k_step_by_paths("mdp", θ, 1)
     with pytest.raises(TypeError, match="batch must be"):
-        paths.trajectory_probability("b", mdp, θ)
+        paths.trajectory_probability(mdp, θ, "b")
     other = pg.envs.random_mdp(2, 2, 0.9, np.random.default_rng(1))
-    b = pg.enumerate_trajectories(mdp, θ, 2)
+    b = pg.enumerate_trajectories(mdp, θ, horizon=2)
     with pytest.raises(ValueError, match="the MDP the batch was drawn from"):
-        paths.trajectory_probability(b, other, np.zeros((2, 2)))
+        paths.trajectory_probability(other, np.zeros((2, 2)), b)

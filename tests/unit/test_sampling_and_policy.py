@@ -12,7 +12,7 @@ def test_sampler_frequencies_match_exact_distributions():
     θ = rng.standard_normal((5, 3))
     T, n = 6, 200_000
     b = pg.sample(mdp, θ, n=n, horizon=T, rng=np.random.default_rng(10))
-    μ = pg.finite.state_distributions(mdp, θ, T)
+    μ = pg.finite.state_distributions(mdp, θ, horizon=T)
     π = pg.softmax_policy(mdp, θ).probs
     for t in range(T):
         live = b.mask[:, t]
@@ -54,7 +54,7 @@ def test_tabular_score_matches_complex_step():
     π_θ = pg.softmax_policy(mdp, θ)
     for s in range(3):
         for a in range(4):
-            cs = pg.check.complex_step_gradient(lambda t: np.log(pg.softmax_policy(mdp, t).probs[s, a]), θ)
+            cs = pg.reference.complex_step_gradient(lambda t: np.log(pg.softmax_policy(mdp, t).probs[s, a]), θ)
             np.testing.assert_allclose(π_θ.score(s, a), cs, atol=1e-14)
 
 
@@ -63,10 +63,10 @@ def test_log_linear_score_matches_complex_step_and_score_sum_matches_loop():
     mdp = pg.envs.random_mdp(3, 2, 0.9, rng)
     φ = rng.standard_normal((3, 2, 4))
     w = rng.standard_normal(4)
-    π_θ = pg.softmax_policy(mdp, w, φ)
+    π_θ = pg.softmax_policy(mdp, w, features=φ)
     for s in range(3):
         for a in range(2):
-            cs = pg.check.complex_step_gradient(lambda t: np.log(pg.softmax_policy(mdp, t, φ).probs[s, a]), w)
+            cs = pg.reference.complex_step_gradient(lambda t: np.log(pg.softmax_policy(mdp, t, features=φ).probs[s, a]), w)
             np.testing.assert_allclose(π_θ.score(s, a), cs, atol=1e-14)
     states, actions = rng.integers(0, 3, (5, 7)), rng.integers(0, 2, (5, 7))
     weights = rng.standard_normal((5, 7))
@@ -104,9 +104,9 @@ def test_final_state_at_the_horizon_has_the_law_of_s_T():
     mdp = pg.envs.random_mdp(5, 3, 0.9, rng, n_terminal=1, p_end=0.1)
     θ = rng.standard_normal((5, 3))
     T = 4
-    μ_T = pg.finite.state_distributions(mdp, θ, T + 1)[T]
-    e = pg.enumerate_trajectories(mdp, θ, T)
-    law = np.bincount(e.next_states[:, -1], weights=e.p, minlength=mdp.n_states)
+    μ_T = pg.finite.state_distributions(mdp, θ, horizon=T + 1)[T]
+    e = pg.enumerate_trajectories(mdp, θ, horizon=T)
+    law = np.bincount(e.next_states[:, -1], weights=e.prob, minlength=mdp.n_states)
     np.testing.assert_allclose(law, μ_T, atol=1e-13)
     b = pg.sample(mdp, θ, n=200_000, horizon=T, rng=rng)
     np.testing.assert_array_equal(b.next_states[:, :-1], b.states[:, 1:])
@@ -126,7 +126,7 @@ def test_score_table_is_the_score_of_every_pair_and_contracts_like_score_contrac
     mdp = pg.envs.random_mdp(4, 3, 0.9, rng)
     φ = pg.envs.random_features(4, 3, 5, rng) if log_linear else None
     θ = rng.standard_normal(5 if log_linear else (4, 3))
-    pol = pg.softmax_policy(mdp, θ, φ)
+    pol = pg.softmax_policy(mdp, θ, features=φ)
     table = pol.score_table()
     assert table.shape == (4, 3) + θ.shape
     for s, a in [(0, 0), (3, 2), (2, 1)]:

@@ -54,12 +54,12 @@ def test_matches_are_separated_from_every_mistake_by_orders_of_magnitude():
 def test_reference_gae_agrees_with_pgnotes_ppo():
     # evidence: the trainer-style reverse loop vs pgnotes.ppo.gae_advantages on the TokenBatch
     for st in ("toy", "long_answer"):
-        sc = verify.scenario(st, β=0.05, λ=0.95)
+        sc = verify.scenario(st, beta=0.05, lam=0.95)
         a, s = sc.arrays, sc.setting
         r = ref.token_rewards(a, 0.05)
         A = ref.gae(r, a["values"], a["response_mask"], 0.95)
-        r_pg = pg.ppo.token_rewards(s.tmdp, sc.batch, β=0.05, θ=s.θ, θ_ref=s.θ_ref, features=s.features)
-        critic = tk.state_values(s.tmdp, s.θ, β=0.05, θ_ref=s.θ_ref, features=s.features)
+        r_pg = pg.ppo.token_rewards(s.tmdp, sc.batch, beta=0.05, θ=s.θ, theta_ref=s.θ_ref, features=s.features)
+        critic = tk.state_values(s.tmdp, s.θ, beta=0.05, theta_ref=s.θ_ref, features=s.features)
         assert np.abs(r - r_pg).max() < 1e-14
         assert np.abs(A - pg.ppo.gae_advantages(s.tmdp, sc.batch, r_pg, critic, 0.95)).max() < 1e-12
 
@@ -79,8 +79,8 @@ def test_layout_matches_the_trainer_conventions():
     a, m = sc.arrays, sc.mask
     N, T = m.shape
     assert set(a) == set(verify.VOCABULARY)
-    assert np.all(a["responses"][~m] == sc.setting.tmdp.vocab_size)  # right padding with the pad id
-    pad = sc.setting.tmdp.vocab_size
+    assert np.all(a["responses"][~m] == sc.setting.tmdp.n_vocab)  # right padding with the pad id
+    pad = sc.setting.tmdp.n_vocab
     for row, i in zip(a["prompts"], sc.batch.prompt_ids):  # left padding: the pad ids come first
         x = sc.setting.tmdp.prompts[i]
         assert tuple(row[len(row) - len(x):]) == x and np.all(row[: len(row) - len(x)] == pad)

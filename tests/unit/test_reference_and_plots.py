@@ -19,7 +19,7 @@ def test_complex_step_jacobian_matches_rows_and_analytic_softmax():
         e = np.exp(t - t.real.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    J = pg.check.complex_step_jacobian(softmax_rows, θ)
+    J = pg.reference.complex_step_jacobian(softmax_rows, θ)
     assert J.shape == (3, 2, 3, 2)
     π = softmax_rows(θ)
     # analytic: ∂π(a|s)/∂θ_{s',b} = 1[s=s'] π(a|s) (1[a=b] - π(b|s))
@@ -30,7 +30,7 @@ def test_complex_step_jacobian_matches_rows_and_analytic_softmax():
     # each row is complex_step_gradient of one output
     for s in range(3):
         for a in range(2):
-            g = pg.check.complex_step_gradient(lambda t: softmax_rows(t)[s, a], θ)
+            g = pg.reference.complex_step_gradient(lambda t: softmax_rows(t)[s, a], θ)
             np.testing.assert_array_equal(J[s, a], g)
 
 
@@ -39,13 +39,13 @@ def test_complex_step_jacobian_of_trajectory_probabilities():
     rng = np.random.default_rng(5)
     mdp = pg.envs.random_mdp(3, 2, 0.8, rng, n_terminal=1)
     θ = rng.standard_normal((3, 2))
-    b = pg.enumerate_trajectories(mdp, θ, 3)
-    dP = pg.check.complex_step_jacobian(lambda t: np.exp(pg.trajectories.log_probability(b, mdp, t)), θ)
+    b = pg.enumerate_trajectories(mdp, θ, horizon=3)
+    dP = pg.reference.complex_step_jacobian(lambda t: np.exp(pg.trajectories.log_probability(mdp, t, b)), θ)
     assert dP.shape == (b.n, 3, 2)
     g = np.tensordot(pg.estimators.total_return(b), dP, axes=1)
-    np.testing.assert_allclose(g, pg.finite.policy_gradient(mdp, θ, 3), atol=1e-13)
+    np.testing.assert_allclose(g, pg.finite.policy_gradient(mdp, θ, horizon=3), atol=1e-13)
     with pytest.raises(ValueError):
-        pg.check.complex_step_jacobian(np.sin, θ, h=0.0)
+        pg.reference.complex_step_jacobian(np.sin, θ, h=0.0)
 
 
 def test_draw_grid_marks_start_and_terminal_cells():

@@ -39,7 +39,7 @@ import numpy as np
 from . import ppo
 from . import tokens as tk
 from ._validate import as_count
-from .check import angle
+from .reference import angle
 
 __all__ = [
     "Setting",
@@ -111,8 +111,8 @@ def setting(name: str = "toy") -> Setting:
         tmdp = tk.long_answer_mdp()
         φ = tk.token_features(tmdp)
         θ_ref = 0.3 * rng.standard_normal(φ.shape[2])
-        V = tmdp.vocab_size
-        θ_ref[V**2 + V * np.arange(tmdp.max_len)] -= 2.0  # the (position, EOS) features
+        n_vocab = tmdp.n_vocab
+        θ_ref[n_vocab**2 + n_vocab * np.arange(tmdp.max_len)] -= 2.0  # the (position, EOS) features
         θ = θ_ref + 0.5 * rng.standard_normal(φ.shape[2])
     for a in (φ, θ_ref, θ):
         a.flags.writeable = False
@@ -150,7 +150,8 @@ MISTAKES = {
 
 
 
-def prompt_blind_values(tmdp: tk.TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None) -> np.ndarray:
+def prompt_blind_values(tmdp: tk.TokenMDP, θ, *, beta: float = 0.0, theta_ref=None,
+                        features=None) -> np.ndarray:
     r"""The best critic that sees only the position and the last generated token, shape (n_prefixes,).
 
     Prefixes with the same length ``|y|`` and the same last completion token (none for the
@@ -159,13 +160,13 @@ def prompt_blind_values(tmdp: tk.TokenMDP, θ, *, β: float = 0.0, θ_ref=None, 
     number per class ``c``, which Monte Carlo regression on returns converges to. Classes that
     are never visited get the plain mean. Book: a debugging lab, ``lab-critic``.
     """
-    ev = tk.evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=features)
+    ev = tk.evaluate(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features)
     if np.iscomplexobj(ev.V):
         raise ValueError("prompt_blind_values needs a real θ")
-    V = tmdp.vocab_size
+    n_vocab = tmdp.n_vocab
     last = np.array([y[-1] if y else 0 for _, y in tmdp.prefixes], dtype=np.intp)  # 0: no token yet
-    cls = tmdp.depth * V + last
-    n_cls = tmdp.max_len * V
+    cls = tmdp.depth * n_vocab + last
+    n_cls = tmdp.max_len * n_vocab
     w = np.bincount(cls, ev.μ, minlength=n_cls)
     s = np.bincount(cls, ev.μ * ev.V, minlength=n_cls)
     plain = np.bincount(cls, ev.V, minlength=n_cls) / np.maximum(np.bincount(cls, minlength=n_cls), 1)
@@ -186,14 +187,14 @@ def _token_mean_factor(lengths, q, N, L) -> np.ndarray:
 
 def _population(tmdp, batch) -> np.ndarray:
     """Weights of the rows of a batch: ρ(x) π(y|x) for an enumeration, 1/N for a sample."""
-    if batch.p is not None:
-        return tmdp.rho[batch.prompt_ids] * batch.p
+    if batch.prob is not None:
+        return tmdp.rho[batch.prompt_ids] * batch.prob
     return np.full(batch.n, 1.0 / batch.n)
 
 
 def token_weights(
-    tmdp: tk.TokenMDP, θ, batch: tk.TokenBatch, *, mistake: str | None = None, λ: float = 1.0, critic=None,
-    β: float = 0.0, θ_ref=None, whiten: bool = False, batch_size: int | None = None, features=None,
+    tmdp: tk.TokenMDP, θ, batch: tk.TokenBatch, *, mistake: str | None = None, lam: float = 1.0, critic=None,
+    beta: float = 0.0, theta_ref=None, whiten: bool = False, batch_size: int | None = None, features=None,
     aggregation: str = "sum",
 ) -> np.ndarray:
     r"""The per-token weights :math:`w_{i,t}` of the policy-gradient loss, shape (N, L), 0 on padding.
@@ -219,7 +220,7 @@ def token_weights(
         raise ValueError(f"unknown aggregation {aggregation!r}; choose among {sorted(AGGREGATIONS)}")
     if mistake is not None and mistake not in MISTAKES:
         raise ValueError(f"unknown mistake {mistake!r}; choose among {sorted(MISTAKES)} or None")
-    if mistake == "kl_twice" and not β > 0:
+    if mistake == "kl_twice" and not beta > 0:
         raise ValueError("the mistake 'kl_twice' needs a KL penalty β > 0 and θ_ref")
     n, pad = tmdp.n_prefixes, tmdp.pad
     if mistake == "eos_masked":  # the EOS is treated as padding everywhere downstream
@@ -230,21 +231,22 @@ def token_weights(
         )
     mask = batch.mask
     if mistake == "reward_on_pad":  # the KL terms as usual, the verifier's reward written at index |y|:
-        r = ppo.token_rewards(tmdp, dataclasses.replace(batch, rewards=np.zeros(batch.n)), β=β, θ=θ, θ_ref=θ_ref, features=features)
+        r = ppo.token_rewards(tmdp, dataclasses.replace(batch, rewards=np.zeros(batch.n)),
+                              beta=beta, θ=θ, theta_ref=theta_ref, features=features)
         wide = np.zeros((batch.n, tmdp.max_len + 1))
         wide[np.arange(batch.n), batch.lengths] = batch.rewards  # the first PAD, or off the end (|y| = L)
         r = r + wide[:, : tmdp.max_len] * mask  # ... and the padding mask removes it
     else:
-        r = ppo.token_rewards(tmdp, batch, β=β, θ=θ, θ_ref=θ_ref, features=features)
+        r = ppo.token_rewards(tmdp, batch, beta=beta, θ=θ, theta_ref=theta_ref, features=features)
     if critic is None:
-        critic = tk.state_values(tmdp, θ, β=β, θ_ref=θ_ref, features=features)
+        critic = tk.state_values(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features)
         if mistake == "reward_on_pad":  # the exact critic of the rewards this code uses: the KL term only
             critic = critic - tk.state_values(tmdp, θ, features=features)
     if mistake == "zero_critic":
         critic = np.zeros(n)
     elif mistake == "prompt_blind_critic":
-        critic = prompt_blind_values(tmdp, θ, β=β, θ_ref=θ_ref, features=features)
-    A = ppo.gae_advantages(tmdp, batch, r, critic, λ)
+        critic = prompt_blind_values(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features)
+    A = ppo.gae_advantages(tmdp, batch, r, critic, lam)
     q = _population(tmdp, batch)
     if mistake == "whiten_padded":  # moments over all N × L positions, PAD counted as 0
         L = tmdp.max_len
@@ -257,21 +259,22 @@ def token_weights(
         var = q @ np.where(mask, (A - μ) ** 2, 0.0).sum(axis=1) / cnt
         A = np.where(mask, (A - μ) / np.sqrt(var), 0.0)
     if mistake == "kl_twice":  # ∇ of -β k3 through the loss: -β (1 - π_ref/π) ∇log π
-        log_ratio = tk.token_log_probs(tmdp, θ, batch, features) - tk.token_log_probs(tmdp, θ_ref, batch, features)
-        A = A - β * (1.0 - np.exp(-log_ratio))
+        log_ratio = (tk.token_log_probs(tmdp, θ, batch, features=features)
+                     - tk.token_log_probs(tmdp, theta_ref, batch, features=features))
+        A = A - beta * (1.0 - np.exp(-log_ratio))
     if aggregation == "sequence_mean":
         A = A / np.maximum(batch.lengths, 1)[:, None]
     elif aggregation == "constant":
         A = A / tmdp.max_len
     elif aggregation == "token_mean":
-        if batch.p is not None and batch_size is not None:
+        if batch.prob is not None and batch_size is not None:
             A = A * _token_mean_factor(batch.lengths, q / q.sum(), batch_size, tmdp.max_len)[:, None]
         else:
             A = A / (q @ batch.lengths / q.sum())
     return np.where(mask, A, 0.0)
 
 
-def whitened_expectation(tmdp: tk.TokenMDP, θ, N: int, *, λ: float = 1.0, β: float = 0.0, θ_ref=None,
+def whitened_expectation(tmdp: tk.TokenMDP, θ, N: int, *, lam: float = 1.0, beta: float = 0.0, theta_ref=None,
                          features=None) -> np.ndarray:
     r"""The exact expected estimate of whitening with the moments of a batch of ``N`` completions.
 
@@ -283,11 +286,11 @@ def whitened_expectation(tmdp: tk.TokenMDP, θ, N: int, *, λ: float = 1.0, β: 
     all equal get weight 0. Book: a debugging lab, ``lab-aggregation``.
     """
     N = as_count(N, "N (completions per batch)", minimum=1, maximum=8)
-    c = tk.completions(tmdp, θ, features)
+    c = tk.completions(tmdp, θ, features=features)
     if c.n**N > 200_000:
         raise ValueError(f"{c.n}^{N} tuples exceed 200 000; use a smaller N or a smaller task")
-    A = ppo.gae_advantages(tmdp, c, ppo.token_rewards(tmdp, c, β=β, θ=θ, θ_ref=θ_ref, features=features),
-                           tk.state_values(tmdp, θ, β=β, θ_ref=θ_ref, features=features), λ)
+    kl = dict(beta=beta, theta_ref=theta_ref, features=features)
+    A = ppo.gae_advantages(tmdp, c, ppo.token_rewards(tmdp, c, θ=θ, **kl), tk.state_values(tmdp, θ, **kl), lam)
     q = tk.row_weights(tmdp, c)
     idx = np.stack(np.meshgrid(*[np.arange(c.n)] * N, indexing="ij"), -1).reshape(-1, N)  # (M, N)
     a, m = A[idx], c.mask[idx]  # (M, N, L)
@@ -299,7 +302,7 @@ def whitened_expectation(tmdp: tk.TokenMDP, θ, N: int, *, λ: float = 1.0, β: 
     w = w * (np.prod(q[idx], axis=1) / N)[:, None, None]
     W = np.zeros(A.shape)
     np.add.at(W, idx.ravel(), w.reshape(-1, tmdp.max_len))
-    return tk.score_sum(tmdp, θ, c, W, features).sum(axis=0)
+    return tk.score_sum(tmdp, θ, c, W, features=features).sum(axis=0)
 
 
 def policy_gradient_estimate(tmdp: tk.TokenMDP, θ, batch: tk.TokenBatch, **options) -> np.ndarray:
@@ -309,7 +312,7 @@ def policy_gradient_estimate(tmdp: tk.TokenMDP, θ, batch: tk.TokenBatch, **opti
     Book: a debugging lab, ``lab-reference``.
     """
     features = options.get("features")
-    return tk.score_sum(tmdp, θ, batch, token_weights(tmdp, θ, batch, **options), features)
+    return tk.score_sum(tmdp, θ, batch, token_weights(tmdp, θ, batch, **options), features=features)
 
 
 def expected_estimate(tmdp: tk.TokenMDP, θ, **options) -> np.ndarray:
@@ -319,9 +322,9 @@ def expected_estimate(tmdp: tk.TokenMDP, θ, **options) -> np.ndarray:
     and the exact critic it equals :func:`pgnotes.tokens.policy_gradient` (with ``β``), times
     :math:`1/σ` with ``whiten=True``. Book: a debugging lab, ``lab-reference``.
     """
-    c = tk.completions(tmdp, θ, options.get("features"))
+    c = tk.completions(tmdp, θ, features=options.get("features"))
     w = token_weights(tmdp, θ, c, **options) * _population(tmdp, c)[:, None]
-    return tk.score_sum(tmdp, θ, c, w, options.get("features")).sum(axis=0)
+    return tk.score_sum(tmdp, θ, c, w, features=options.get("features")).sum(axis=0)
 
 
 def compare(tmdp: tk.TokenMDP, θ, mistake: str, **options) -> dict:
@@ -339,7 +342,8 @@ def compare(tmdp: tk.TokenMDP, θ, mistake: str, **options) -> dict:
     correct_options = dict(options, whiten=True) if mistake == "whiten_padded" else options
     m = expected_estimate(tmdp, θ, mistake=mistake, **options)
     c = expected_estimate(tmdp, θ, **correct_options)
-    g = tk.policy_gradient(tmdp, θ, β=options.get("β", 0.0), θ_ref=options.get("θ_ref"), features=options.get("features"))
+    g = tk.policy_gradient(tmdp, θ, beta=options.get("beta", 0.0), theta_ref=options.get("theta_ref"),
+                           features=options.get("features"))
     nc = np.linalg.norm(c)
     return dict(
         expected=m, correct=c, exact=g, angle=angle(m, c), relative_error=float(np.linalg.norm(m - c) / nc),
@@ -348,7 +352,7 @@ def compare(tmdp: tk.TokenMDP, θ, mistake: str, **options) -> dict:
     )
 
 
-def export_completions(tmdp: tk.TokenMDP, θ, *, β: float = 0.0, θ_ref=None, features=None) -> dict:
+def export_completions(tmdp: tk.TokenMDP, θ, *, beta: float = 0.0, theta_ref=None, features=None) -> dict:
     r"""Every completion of the toy model as plain arrays, for testing another implementation.
 
     Keys (``N`` completions, ``L`` positions, ``d = θ.size``): ``prompt_ids`` (N,), ``tokens``
@@ -359,20 +363,21 @@ def export_completions(tmdp: tk.TokenMDP, θ, *, β: float = 0.0, θ_ref=None, f
     ``A(s_t, y_t)``, ``scores`` (N, L, d) the per-token :math:`∇_θ \log π_θ(y_t|s_t)`, and the
     target ``policy_gradient`` (d,) :math:`∇J_β`. Padding holds 0. Book: a debugging lab, ``lab-recipe``.
     """
-    c = tk.completions(tmdp, θ, features)
-    ev = tk.evaluate(tmdp, θ, β=β, θ_ref=θ_ref, features=features)
+    c = tk.completions(tmdp, θ, features=features)
+    ev = tk.evaluate(tmdp, θ, beta=beta, theta_ref=theta_ref, features=features)
     k, a = np.where(c.mask, c.prefixes, 0), np.where(c.mask, c.tokens, 0)
     pol = ev.policy
     S = pol.score(k, a).reshape(c.n, tmdp.max_len, -1)
     out = dict(
         prompt_ids=c.prompt_ids, tokens=c.tokens, mask=c.mask, lengths=c.lengths, rewards=c.rewards,
-        weight=tmdp.rho[c.prompt_ids] * c.p, logp=tk.token_log_probs(tmdp, θ, c, features),
+        weight=tmdp.rho[c.prompt_ids] * c.prob, logp=tk.token_log_probs(tmdp, θ, c, features=features),
         values=np.where(c.mask, ev.V[k], 0.0), advantages=np.where(c.mask, ev.A[k, a], 0.0),
         scores=np.where(c.mask[:, :, None], S, 0.0),
-        policy_gradient=tk.policy_gradient(tmdp, θ, β=β, θ_ref=θ_ref, features=features).ravel(),
+        policy_gradient=tk.policy_gradient(tmdp, θ, beta=beta, theta_ref=theta_ref,
+                                           features=features).ravel(),
     )
-    if θ_ref is not None:
-        out["logp_ref"] = tk.token_log_probs(tmdp, θ_ref, c, features)
+    if theta_ref is not None:
+        out["logp_ref"] = tk.token_log_probs(tmdp, theta_ref, c, features=features)
     return out
 
 

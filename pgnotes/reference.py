@@ -4,7 +4,7 @@ Nothing here calls :mod:`pgnotes.exact`'s gradient code:
 
 * :func:`complex_step_gradient` and :func:`central_difference_gradient` differentiate any
   scalar function of ``θ`` numerically;
-* :func:`reference_objective` computes ``J(θ)`` with its own softmax and a dense solve;
+* :func:`objective` computes ``J(θ)`` with its own softmax and a dense solve;
 * :func:`symbolic_objective` builds ``J(θ)`` as a sympy expression for a tabular softmax on a
   small MDP, and :func:`symbolic_gradient` differentiates it symbolically.
 
@@ -24,7 +24,7 @@ __all__ = [
     "complex_step_gradient",
     "complex_step_jacobian",
     "central_difference_gradient",
-    "reference_objective",
+    "objective",
     "symbolic_objective",
     "symbolic_gradient",
     "relative_error",
@@ -90,7 +90,7 @@ def central_difference_gradient(f: Callable, θ, h: float = 1e-6) -> np.ndarray:
     return g.reshape(θ.shape)
 
 
-def reference_objective(mdp: TabularMDP, θ, features=None):
+def objective(mdp: TabularMDP, θ, *, features=None):
     r"""``J(θ) = ρ0^T (I - γ P_π)^{-1} r_π``, written out independently of :mod:`pgnotes.exact`.
 
     Terminal states are removed from the solve (their value is 0). Accepts complex ``θ``.
