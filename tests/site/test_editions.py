@@ -33,7 +33,7 @@ def facts(path: pathlib.Path) -> dict:
         "glued values": [x.get_text(" ", strip=True) for x in article.select(".pasted-text, .pasted-inline")],
         # the same formulas, character for character (a translated display formula renders as
         # "\\[::\\]"); sorted, since a translation may move an inline formula in its sentence
-        "formulas": sorted(x.get_text() for x in article.select(".math")),
+        "formulas": sorted(" ".join(x.get_text().split()) for x in article.select(".math")),
         "images": [img.get("src") for img in article.find_all("img")],
         "equation anchors": sorted(t["id"] for t in article.find_all(id=True) if t["id"].startswith("equation-")),
         "equation references": [a.get_text() for a in article.select('a[href*="#equation-"]')],
