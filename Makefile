@@ -8,9 +8,15 @@ STAMP      := $(VENV)/.installed
 NBVAL      := --nbval --nbval-current-env --nbval-sanitize-with=book/sanitize.cfg
 # Unit tests, the notebook hygiene test, and the docstring examples of pgnotes (no module
 # imports an optional dependency at import time: Gymnasium is imported inside from_gymnasium).
-UNIT       := tests/unit tests/book --doctest-modules pgnotes
+UNIT       := tests/unit tests/book --doctest-modules pgnotes --ignore=tests/book/test_translation.py
 
-.PHONY: install book test unit nbval repro site-test mutants benchmarks verify-bench lab run clean
+# The two editions: Sphinx on the configuration `jupyter-book config sphinx` writes (conf.py,
+# not committed), because `jupyter-book build` cannot pass `-D language` (jupyter-book #1791).
+SPHINXOPTS ?= -q --keep-going
+EDITIONS   := -D pgnotes_editions=1
+
+.PHONY: install book test unit nbval repro site-test mutants benchmarks verify-bench lab run clean po site-metrics \
+        translation-test
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,15 +26,38 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the pinned requirements and pgnotes
 
-book: install  ## build the static site into _build/html
-	$(BIN)/jupyter-book build . --keep-going
+conf.py: _config.yml _toc.yml $(STAMP)
+	$(BIN)/jupyter-book config sphinx . > /dev/null
+	printf '%s\n' '' 'import os, sys' 'sys.path.insert(0, os.path.abspath("_ext"))  # local_extensions' >> conf.py
 
-test: install  ## unit tests and doctests, nbval over book/ three times (repro), a strict build (-W -n), the browser test
+book: install conf.py  ## build both editions: _build/html/en, _build/html/zh, and _build/html/index.html
+	$(BIN)/sphinx-build -b html $(EDITIONS) $(SPHINXOPTS) -d _build/doctrees/en . _build/html/en
+	$(BIN)/sphinx-build -b html $(EDITIONS) -D language=zh_CN $(SPHINXOPTS) -d _build/doctrees/zh . _build/html/zh
+	cp _ext/editions_index.html _build/html/index.html
+	@# what no page loads: myst-nb's executed copies (the pages embed their outputs), the
+	@# theme's source maps (developer tools only) and its translation catalogues (build input)
+	rm -rf _build/html/jupyter_execute _build/html/*/_static/locales
+	find _build/html -name '*.map' -delete
+
+po: install conf.py  ## after the English prose changed: regenerate the .pot files and update locales/zh_CN/**.po
+	@# a fixed POT-Creation-Date, so that a `make po` without a prose change changes no file;
+	@# sphinx.pot (the strings of _templates/) is left out: locales/zh_CN/LC_MESSAGES/sphinx.po
+	@# also translates theme strings that are in no template of ours, and is kept by hand
+	rm -rf _build/gettext
+	SOURCE_DATE_EPOCH=946684800 $(BIN)/sphinx-build -b gettext $(SPHINXOPTS) -d _build/doctrees/gettext . _build/gettext
+	rm _build/gettext/sphinx.pot
+	$(BIN)/sphinx-intl update -p _build/gettext -l zh_CN -d locales
+
+test: install  ## unit tests and doctests, nbval over book/ three times (repro), a strict build of both editions (-W -n), the site tests, the translation tests
 	$(BIN)/python -m pytest $(UNIT) -q
 	$(MAKE) --no-print-directory repro
 	rm -rf _build/html
-	$(BIN)/jupyter-book build . -W -n --keep-going
+	$(MAKE) --no-print-directory book SPHINXOPTS="-q -W -n --keep-going"
 	$(BIN)/python -m pytest tests/site -q
+	$(MAKE) --no-print-directory translation-test
+
+translation-test: install  ## the Chinese catalogues: complete (no untranslated or fuzzy entry), markup kept, one glossary
+	$(BIN)/python -m pytest tests/book/test_translation.py -q
 
 repro: install  ## nbval three times in a row: 1, 2, 1 BLAS threads, each with a random PYTHONHASHSEED
 	@for threads in 1 2 1; do \
@@ -63,5 +92,8 @@ run: install  ## re-execute one notebook in place: make run NB=book/01_derivatio
 	cd $(dir $(NB)) && ../$(BIN)/jupyter execute --inplace $(notdir $(NB))
 	$(BIN)/python dev/clean_notebook.py $(NB)
 
+site-metrics: install  ## the site's size and the load-to-typeset time of its heaviest page (after make book)
+	$(BIN)/python dev/site_metrics.py
+
 clean:
-	rm -rf _build
+	rm -rf _build conf.py
