@@ -80,7 +80,7 @@ def truncated(tmdp: TokenMDP, batch) -> np.ndarray:
 
 
 def overlong_penalty(lengths, *, max_len: int, cache: int) -> np.ndarray:
-    r"""DAPO's soft overlong punishment, added to the reward (Yu et al. 2025, eq. 13).
+    r"""DAPO's soft overlong punishment, added to the reward (Yu et al. 2025).
 
     .. math:: R_{len}(y) = 0 \text{ if } |y| ≤ L - L_c, \quad \frac{L - L_c - |y|}{L_c}
        \text{ if } L - L_c < |y| ≤ L,
@@ -146,13 +146,8 @@ def _weights(tmdp, θ_old, G, advantage, aggregation, dynamic_sampling, overlong
     keep = ~truncated(tmdp, c) if overlong_filter else np.ones(c.n, dtype=bool)
     n_eff = np.where(keep, c.lengths, 0).astype(float)
     keys = np.stack([c.rewards, n_eff if aggregation == "token" else 0 * n_eff], axis=1)
-    uniq, code = np.unique(keys, axis=0, return_inverse=True)
-    code = code.ravel()
-    q = np.zeros((tmdp.n_prompts, len(uniq)))
-    np.add.at(q, (c.prompt_ids, code), c.prob)
-    q /= q.sum(axis=1, keepdims=True)
 
-    def rule(C, sign):
+    def rule(C, uniq, sign):
         C = np.rint(C).astype(np.intp)
         r = uniq[C, 0]
         A = np.asarray(adv(r), dtype=float)
@@ -164,9 +159,16 @@ def _weights(tmdp, θ_old, G, advantage, aggregation, dynamic_sampling, overlong
             A = np.divide(G * A, n, out=np.zeros_like(A), where=n > 0)
         return A
 
-    codes = np.arange(len(uniq), dtype=float)
-    W = [group_advantage_given_reward(q, codes, G, lambda C, s=s: rule(C, s))[c.prompt_ids, code]
-         for s in (1.0, -1.0)]
+    W = [np.zeros(c.n), np.zeros(c.n)]
+    for x in range(tmdp.n_prompts):  # one prompt at a time: only its own keys enter the sums
+        rows = np.flatnonzero(c.prompt_ids == x)
+        uniq, code = np.unique(keys[rows], axis=0, return_inverse=True)
+        code = code.ravel()
+        q = np.bincount(code, c.prob[rows], minlength=len(uniq))
+        q = q / q.sum()
+        codes = np.arange(len(uniq), dtype=float)
+        for w, s in zip(W, (1.0, -1.0)):
+            w[rows] = group_advantage_given_reward(q, codes, G, lambda C, u=uniq, s=s: rule(C, u, s))[code]
     if aggregation == "sequence":
         W = [w / c.lengths for w in W]
     elif aggregation == "constant":
