@@ -7,9 +7,9 @@ Every objective here is
 .. math::
 
     \mathcal L(θ) = E_{x∼ρ}\, E_{y_{1:G} ∼ π_{old}} \sum_{i=1}^G a_i \sum_{t<|y_i|}
-    \min\big(w_{i,t} A_i,\ \mathrm{clip}(w_{i,t}, 1-ε_{low}, 1+ε_{high}) A_i\big),
+    \min\big(r_{i,t}(θ) A_i,\ \mathrm{clip}(r_{i,t}(θ), 1-ε_{low}, 1+ε_{high}) A_i\big),
 
-with the ratio ``w`` per token (``ratio="token"``, GRPO and DAPO: :math:`π_θ(y_t|s_t)/π_{old}(y_t|s_t)`),
+with the ratio :math:`r_{i,t}(θ)` (``ratio`` in code) per token (``ratio="token"``, GRPO and DAPO: :math:`π_θ(y_t|s_t)/π_{old}(y_t|s_t)`),
 per sequence and length-normalised (``"geometric"``, GSPO: :math:`(π_θ(y|x)/π_{old}(y|x))^{1/|y|}`)
 or the full sequence ratio (``"product"``), and the aggregation weight ``a_i``:
 ``"sequence"`` :math:`1/(G|y_i|)` (GRPO), ``"token"`` :math:`1/\sum_j |y_j|` (DAPO's token-level
@@ -17,11 +17,11 @@ loss, over one group), ``"constant"`` :math:`1/(G L)` (Dr. GRPO). DAPO's dynamic
 conditions each prompt's group on not all rewards being equal; its overlong filter drops
 truncated completions from the loss (advantages still use the whole group).
 
-The expectation is exact: since :math:`\min(wA, \mathrm{clip}(w)A) = A^+ \min(w, 1+ε_{high})
-- A^- \max(w, 1-ε_{low})`, only :math:`E[G a_1 A_1^\pm \mid \text{key}(y_1)]` is needed, a finite
+The expectation is exact: since :math:`\min(rA, \mathrm{clip}(r)A) = A^+ \min(r, 1+ε_{high})
+- A^- \max(r, 1-ε_{low})`, only :math:`E[G a_1 A_1^\pm \mid \text{key}(y_1)]` is needed, a finite
 sum over the configurations of the other ``G - 1`` completions
 (:func:`pgnotes.groups.group_advantage_given_reward`), keyed by the reward (and the length, for
-the token-level loss). Book: GRPO, DAPO and GSPO written in full, ``obj-grpo``.
+the token-level loss). Book: GRPO, DAPO and GSPO written in full, ``obj-grpo``, ``obj-decomp``.
 """
 
 from __future__ import annotations
@@ -234,8 +234,8 @@ def expected_surrogate_gradient(tmdp: TokenMDP, θ, θ_old, *, group_size: int, 
     r"""``∇_θ`` of :func:`expected_surrogate`, exactly: the expected update of the objective.
 
     A token (or a sequence) whose ratio has left the clip range on the side its advantage
-    pushes it contributes nothing; elsewhere :math:`∇w = w\, ∇\log w` with
-    :math:`∇\log w = ∇\log π_θ(y_t|s_t)` (token), :math:`\frac1{|y|}\sum_t ∇\log π_θ(y_t|s_t)`
+    pushes it contributes nothing; elsewhere :math:`∇r = r\, ∇\log r` with
+    :math:`∇\log r = ∇\log π_θ(y_t|s_t)` (token), :math:`\frac1{|y|}\sum_t ∇\log π_θ(y_t|s_t)`
     (geometric) or :math:`\sum_t ∇\log π_θ(y_t|s_t)` (product). At ``θ = θ_old`` every ratio is 1
     and it is the group estimator's expectation of :func:`pgnotes.groups.group_estimator_expectation`.
     Book: GRPO, DAPO and GSPO, ``obj-grpo``.
