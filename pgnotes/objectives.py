@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_count, as_real, check_rng, check_token_mdp
+from ._validate import as_count, as_real, check_rng, check_token_batch, check_token_mdp
 from .groups import group_advantage_given_reward, group_advantages
 from .tokens import EOS, TokenMDP, completions, row_weights, sample_groups, score_sum, token_log_probs
 
@@ -74,7 +74,7 @@ def truncated(tmdp: TokenMDP, batch) -> np.ndarray:
 
     Book: GRPO, DAPO and GSPO, ``obj-overlong``.
     """
-    tmdp = check_token_mdp(tmdp)
+    tmdp, batch = check_token_mdp(tmdp), check_token_batch(tmdp, batch)
     last = batch.tokens[np.arange(batch.n), np.maximum(batch.lengths - 1, 0)]
     return (batch.lengths == tmdp.max_len) & (last != EOS)
 
@@ -209,6 +209,32 @@ def expected_surrogate(tmdp: TokenMDP, θ, θ_old, *, group_size: int, advantage
     ``cliprange_low``, a larger one is DAPO's clip-higher. Accepts a complex ``θ`` (the branch of
     ``min`` is chosen by the real part), so a complex step checks
     :func:`expected_surrogate_gradient`. Book: GRPO, DAPO and GSPO, ``obj-grpo``.
+
+    Parameters
+    ----------
+    tmdp, θ, θ_old, features : the token MDP, the policy being optimised and the policy that
+        drew the groups, as in :func:`~pgnotes.tokens.evaluate` (``θ_old`` real).
+    group_size : int ≥ 1, ``G``.
+    advantage : ``"grpo"``, ``"dr_grpo"``, ``"rloo"`` or a callable (see :func:`advantage_rule`).
+    ratio : ``"token"`` (GRPO, DAPO), ``"geometric"`` (GSPO) or ``"product"``.
+    aggregation : ``"sequence"`` (GRPO), ``"token"`` (DAPO) or ``"constant"`` (Dr. GRPO).
+    cliprange_low, cliprange_high : ``ε_low`` in (0, 1) and ``ε_high > 0``, or both None.
+    dynamic_sampling : bool, condition each prompt's group on unequal rewards (DAPO).
+    overlong_filter : bool, drop truncated completions from the loss (DAPO).
+
+    Returns
+    -------
+    float (complex for a complex ``θ``), the expectation over prompts and groups.
+
+    Examples
+    --------
+    >>> from pgnotes import tokens as tk
+    >>> tmdp = tk.toy_mdp()
+    >>> θ_old = np.zeros((tmdp.n_prefixes, tmdp.n_vocab))
+    >>> g = expected_surrogate_gradient(tmdp, θ_old, θ_old, group_size=4, advantage="dr_grpo",
+    ...                                 aggregation="constant")
+    >>> bool(np.allclose(g, 0.75 * tk.policy_gradient(tmdp, θ_old) / tmdp.max_len))
+    True
 
     Raises
     ------

@@ -145,3 +145,17 @@ def test_bad_options_raise(kw, err):
     args = dict(group_size=2, features=PHI) | kw
     with pytest.raises(err):
         ob.expected_surrogate(TMDP, THETA, THETA_OLD, **args)
+
+
+@pytest.mark.parametrize("ratio", ["geometric", "product"])
+def test_sampled_sequence_ratios_agree_with_the_exact_expectation(ratio):
+    kw = dict(group_size=2, advantage="rloo", ratio=ratio, cliprange_low=0.2, features=PHI)
+    exact = ob.expected_surrogate_gradient(TMDP, THETA, THETA_OLD, **kw)
+    est = ob.sampled_surrogate_gradient(TMDP, THETA, THETA_OLD, n_groups=20_000,
+                                        rng=np.random.default_rng(4), **kw)
+    assert np.linalg.norm(est - exact) < 0.1 * np.linalg.norm(exact)
+
+
+def test_truncated_rejects_a_foreign_batch():
+    with pytest.raises((TypeError, ValueError)):
+        ob.truncated(TMDP, tk.completions(tk.long_answer_mdp(max_len=6, targets=(2,))))
