@@ -39,6 +39,7 @@ __all__ = [
     "overlong_penalty",
     "overlong_shaped_mdp",
     "dynamic_sampling_probability",
+    "clip_fractions",
     "expected_surrogate",
     "expected_surrogate_gradient",
     "sampled_surrogate_gradient",
@@ -123,6 +124,30 @@ def dynamic_sampling_probability(tmdp: TokenMDP, θ, *, group_size: int, feature
     q = np.zeros((tmdp.n_prompts, values.size))
     np.add.at(q, (c.prompt_ids, k), c.prob)
     return 1.0 - (q**G).sum(axis=1)
+
+
+def clip_fractions(tmdp: TokenMDP, θ, θ_old, *, cliprange: float = 0.2, features=None) -> dict:
+    r"""The exact share of the batch whose ratio lies outside :math:`[1-ε, 1+ε]`, for each ratio.
+
+    Under :math:`ρ(x)\,π_{old}(y|x)`: for ``"token"`` the share of tokens (the expected number
+    of such tokens over the expected number of tokens), for ``"geometric"`` and ``"product"``
+    the probability of a completion. Book: GRPO, DAPO and GSPO, ``obj-ratios``.
+    """
+    tmdp = check_token_mdp(tmdp)
+    eps = as_real(cliprange, "cliprange (ε)", low=0.0, high=1.0, low_open=True, high_open=True)
+    c = completions(tmdp, θ_old, features=features)
+    q = row_weights(tmdp, c)
+    out = {}
+    for ratio in RATIOS:
+        w = _ratios(tmdp, θ, θ_old, c, ratio, features)
+        if np.iscomplexobj(w):
+            raise ValueError("clip_fractions needs a real θ")
+        outside = (np.abs(w - 1.0) > eps) & c.mask
+        if ratio == "token":
+            out[ratio] = float((q @ outside.sum(axis=1)) / (q @ c.lengths))
+        else:
+            out[ratio] = float(q @ outside[:, 0])
+    return out
 
 
 def _options(ratio, aggregation, cliprange_low, cliprange_high):

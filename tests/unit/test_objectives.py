@@ -159,3 +159,21 @@ def test_sampled_sequence_ratios_agree_with_the_exact_expectation(ratio):
 def test_truncated_rejects_a_foreign_batch():
     with pytest.raises((TypeError, ValueError)):
         ob.truncated(TMDP, tk.completions(tk.long_answer_mdp(max_len=6, targets=(2,))))
+
+
+def test_clip_fractions_against_a_loop():
+    fr = ob.clip_fractions(TMDP, THETA, THETA_OLD, cliprange=0.2, features=PHI)
+    c = tk.completions(TMDP, THETA_OLD, features=PHI)
+    new = tk.completions(TMDP, THETA, features=PHI)  # enumerated in the same row order
+    log_ratio = (tk.token_log_probs(TMDP, THETA, c, features=PHI)
+                 - tk.token_log_probs(TMDP, THETA_OLD, c, features=PHI))
+    tokens = n_tok = seq = geo = 0.0
+    for i in range(c.n):
+        q = TMDP.rho[c.prompt_ids[i]] * c.prob[i]
+        s = new.prob[i] / c.prob[i]  # the sequence ratio from the tree's probabilities
+        tokens += q * np.sum(np.abs(np.exp(log_ratio[i, :c.lengths[i]]) - 1) > 0.2)
+        n_tok += q * c.lengths[i]
+        seq += q * (abs(s - 1) > 0.2)
+        geo += q * (abs(s ** (1 / c.lengths[i]) - 1) > 0.2)
+    assert fr == pytest.approx({"token": tokens / n_tok, "geometric": geo, "product": seq})
+    assert 0 < fr["token"] < 1
