@@ -9,9 +9,10 @@ Every objective here is
     \mathcal L(θ) = E_{x∼ρ}\, E_{y_{1:G} ∼ π_{old}} \sum_{i=1}^G a_i \sum_{t<|y_i|}
     \min\big(r_{i,t}(θ) A_i,\ \mathrm{clip}(r_{i,t}(θ), 1-ε_{low}, 1+ε_{high}) A_i\big),
 
-with the ratio :math:`r_{i,t}(θ)` (``ratio`` in code) per token (``ratio="token"``, GRPO and DAPO: :math:`π_θ(y_t|s_t)/π_{old}(y_t|s_t)`),
-per sequence and length-normalised (``"geometric"``, GSPO: :math:`(π_θ(y|x)/π_{old}(y|x))^{1/|y|}`)
-or the full sequence ratio (``"product"``), and the aggregation weight ``a_i``:
+with the ratio :math:`r_{i,t}(θ)` per token (``ratio="token"``, GRPO and DAPO:
+:math:`π_θ(y_t|s_t)/π_{old}(y_t|s_t)`), per sequence and length-normalised
+(``"geometric"``, GSPO: :math:`(π_θ(y|x)/π_{old}(y|x))^{1/|y|}`) or the full sequence ratio
+(``"product"``), and the aggregation weight ``a_i``:
 ``"sequence"`` :math:`1/(G|y_i|)` (GRPO), ``"token"`` :math:`1/\sum_j |y_j|` (DAPO's token-level
 loss, over one group), ``"constant"`` :math:`1/(G L)` (Dr. GRPO). DAPO's dynamic sampling
 conditions each prompt's group on not all rewards being equal; its overlong filter drops

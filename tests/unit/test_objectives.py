@@ -177,3 +177,19 @@ def test_clip_fractions_against_a_loop():
         geo += q * (abs(s ** (1 / c.lengths[i]) - 1) > 0.2)
     assert fr == pytest.approx({"token": tokens / n_tok, "geometric": geo, "product": seq})
     assert 0 < fr["token"] < 1
+
+
+def test_gradient_refuses_a_complex_theta_and_clip_fractions_a_bad_cliprange():
+    with pytest.raises(ValueError, match="real θ"):
+        ob.expected_surrogate_gradient(TMDP, THETA + 1e-20j, THETA_OLD, group_size=2,
+                                       features=PHI)
+    with pytest.raises(ValueError, match="cliprange"):
+        ob.clip_fractions(TMDP, THETA, THETA_OLD, cliprange=0.0, features=PHI)
+
+
+def test_advantage_rule_names_and_callables():
+    r = np.array([[1.0, 0.0, 0.0, 1.0]])
+    assert np.allclose(ob.advantage_rule("dr_grpo")(r), [[0.5, -0.5, -0.5, 0.5]])
+    assert np.allclose(ob.advantage_rule("rloo")(r), [[2 / 3, -2 / 3, -2 / 3, 2 / 3]])
+    f = lambda r: r  # noqa: E731
+    assert ob.advantage_rule(f) is f
