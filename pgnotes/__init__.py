@@ -29,6 +29,9 @@ The modules follow the book's table of contents:
 :mod:`pgnotes.ppo`         token-level PPO: KL rewards, GAE, clipped surrogate, critic fitting
 :mod:`pgnotes.llm_loss`    the lab's settings; a reference LLM policy-gradient loss, its
                            aggregation choices and its named mistakes
+:mod:`pgnotes.objectives`  GRPO, DAPO and GSPO objectives at ``θ ≠ θ_old``: clipping
+                           (clip-higher), token/sequence/geometric ratios, aggregations,
+                           dynamic sampling, overlong filtering and shaping, exactly
 :mod:`pgnotes.verify`      checks a practitioner's own PPO/GRPO function
                            (``python -m pgnotes.verify file.py:function``)
 ========================  ====================================================
@@ -63,8 +66,8 @@ The rule for every public function, with no exception.
    language-model loss with its named mistakes in ``llm_loss``.
 """
 
-from . import (envs, estimators, exact, finite, groups, kl, llm_loss, paths, plots, policy, ppo, reference,
-               tokens, trajectories, verify)
+from . import (envs, estimators, exact, finite, groups, kl, llm_loss, objectives, paths, plots, policy,
+               ppo, reference, tokens, trajectories, verify)
 from .mdp import TabularMDP
 from .policy import softmax_policy
 from .sampling import Batch, sample
@@ -83,6 +86,7 @@ __all__ = [
     "groups",
     "kl",
     "llm_loss",
+    "objectives",
     "paths",
     "plots",
     "policy",
