@@ -26,6 +26,8 @@ The modules follow the book's table of contents:
 :mod:`pgnotes.ppo`         token-level PPO: KL rewards, GAE, clipped surrogate, critic fitting
 :mod:`pgnotes.llm_loss`    the lab's settings; a reference LLM policy-gradient loss, its
                            aggregation choices and its named mistakes
+:mod:`pgnotes.training`    exact training runs: PPO, GRPO, Dr. GRPO, RLOO, DAPO under one
+                           token budget, exact ``J``, KL, entropy and length after each step
 :mod:`pgnotes.verify`      checks a practitioner's own PPO/GRPO function
                            (``python -m pgnotes.verify file.py:function``)
 ========================  ====================================================
@@ -61,7 +63,7 @@ The rule for every public function, with no exception.
 """
 
 from . import (envs, estimators, exact, finite, groups, llm_loss, paths, plots, policy, ppo, reference,
-               tokens, trajectories, verify)
+               tokens, training, trajectories, verify)
 from .mdp import TabularMDP
 from .policy import softmax_policy
 from .sampling import Batch, sample
@@ -85,6 +87,7 @@ __all__ = [
     "ppo",
     "reference",
     "tokens",
+    "training",
     "trajectories",
     "verify",
 ]
