@@ -16,9 +16,9 @@ import numpy as np
 from ._validate import as_count, as_real, check_kl_coefficient, check_rng, check_token_mdp, real_array
 from .groups import group_advantages
 from .ppo import gae_advantages, token_rewards
-from .tokens import TokenBatch, completions, evaluate, row_weights, sample_groups, token_log_probs
+from .tokens import completions, evaluate, row_weights, sample_groups, score_sum, token_log_probs
 
-__all__ = ["ALGORITHMS", "Run", "exact_metrics", "kl_controller", "train"]
+__all__ = ["ALGORITHMS", "Run", "exact_metrics", "kl_controller", "mismatch_expectation", "train"]
 
 #: The algorithms :func:`train` runs: advantage, aggregation and what else each one changes.
 ALGORITHMS = {
@@ -74,6 +74,35 @@ def kl_controller(beta: float, kl: float, *, target: float, horizon: float, n_st
     n_steps = as_count(n_steps, "n_steps", minimum=1)
     e = float(np.clip((as_real(kl, "kl") - target) / target, -0.2, 0.2))
     return β * (1.0 + e * n_steps / horizon)
+
+
+def mismatch_expectation(tmdp, θ, θ_roll, *, correction: str = "none", cap=None,
+                         features=None) -> np.ndarray:
+    r"""The exact expected REINFORCE step when the completions come from ``π_roll``, not ``π_θ``.
+
+    .. math:: E_{x∼ρ} E_{y∼π_{roll}}\Big[r(x, y) \sum_t w_t\, ∇_θ \log π_θ(y_t|s_t)\Big],
+
+    by enumeration of every completion, with ``w_t = 1`` (``"none"``: the trainer ignores the
+    mismatch), ``w_t = \min(π_θ(y_t|s_t)/π_{roll}(y_t|s_t), C)`` (``"token"``: truncated
+    importance sampling per token, untruncated with ``cap=None``) or ``w_t = π_θ(y|x)/π_{roll}(y|x)`` for every ``t``
+    (``"sequence"``: the full sequence ratio, which makes the step exactly ``∇J``).
+    Book: exact training runs, ``run-mismatch``.
+    """
+    if correction not in ("none", "token", "sequence"):
+        raise ValueError(f"correction must be 'none', 'token' or 'sequence', got {correction!r}")
+    C = np.inf if cap is None else as_real(cap, "cap (truncation C ≥ 1, None for none)", low=1.0)
+    c = completions(tmdp, θ_roll, features=features)
+    q = row_weights(tmdp, c)
+    log_w = (token_log_probs(tmdp, θ, c, features=features)
+             - token_log_probs(tmdp, θ_roll, c, features=features))
+    if correction == "none":
+        w = np.ones(c.tokens.shape)
+    elif correction == "token":
+        w = np.minimum(np.exp(log_w), C)
+    else:
+        w = np.broadcast_to(np.exp(log_w.sum(axis=1))[:, None], c.tokens.shape)
+    X = score_sum(tmdp, θ, c, np.where(c.mask, c.rewards[:, None] * w, 0.0), features=features)
+    return np.tensordot(q, X, axes=1)
 
 
 @dataclass(frozen=True)
