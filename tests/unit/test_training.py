@@ -99,3 +99,22 @@ def test_bad_input(toy, bad, error):
               rng=np.random.default_rng(0), features=toy.features)
     with pytest.raises(error):
         tr.train(toy.tmdp, toy.θ, **{**kw, **bad})
+
+
+@pytest.mark.parametrize("name", ["toy", "long_answer"])
+def test_mismatch_expectation(name):
+    """No mismatch: every correction gives ∇J; with one, only the sequence ratio does."""
+    s = llm_loss.setting(name)
+    g = tk.policy_gradient(s.tmdp, s.θ, features=s.features)
+    for k in ("none", "token", "sequence"):
+        e = tr.mismatch_expectation(s.tmdp, s.θ, s.θ, correction=k, cap=2.0, features=s.features)
+        assert np.abs(e - g).max() < 1e-12
+    roll = s.θ + 0.2 * np.random.default_rng(0).standard_normal(s.θ.shape)
+    err = {k: np.linalg.norm(tr.mismatch_expectation(s.tmdp, s.θ, roll, correction=k,
+                                                      features=s.features) - g)
+           for k in ("none", "token", "sequence")}
+    assert err["sequence"] < 1e-12 < err["token"] < err["none"]
+    with pytest.raises(ValueError):
+        tr.mismatch_expectation(s.tmdp, s.θ, roll, correction="tis", features=s.features)
+    with pytest.raises(ValueError):
+        tr.mismatch_expectation(s.tmdp, s.θ, roll, correction="token", cap=0.5, features=s.features)
