@@ -49,6 +49,14 @@ def exact_metrics(tmdp, θ, *, theta_ref=None, features=None) -> dict:
     Returns
     -------
     dict with float entries ``J``, ``kl`` (0 without ``theta_ref``), ``entropy``, ``length``.
+
+    Examples
+    --------
+    >>> from pgnotes import llm_loss
+    >>> s = llm_loss.setting("toy")
+    >>> m = exact_metrics(s.tmdp, s.θ_ref, theta_ref=s.θ_ref, features=s.features)
+    >>> {k: round(v, 3) for k, v in m.items()}  # at the reference the KL is 0
+    {'J': 0.077, 'kl': 0.0, 'entropy': 4.281, 'length': 3.571}
     """
     ev = evaluate(tmdp, θ, theta_ref=theta_ref, features=features)
     if np.iscomplexobj(ev.π):
@@ -67,6 +75,11 @@ def kl_controller(beta: float, kl: float, *, target: float, horizon: float, n_st
     with ``KL`` the batch's estimate and ``n_steps`` the samples of the batch (TRL's
     ``AdaptiveKLController``, OpenRLHF's ``init_kl_coef`` with ``kl_target`` and ``kl_horizon``).
     Book: exact training runs, ``run-controller``.
+
+    Examples
+    --------
+    >>> round(kl_controller(0.05, 0.3, target=0.2, horizon=200, n_steps=24), 6)  # e = 0.2 (clipped)
+    0.0512
     """
     β = as_real(beta, "beta", low=0.0)
     target = as_real(target, "target (the KL target)", low=0.0, low_open=True)
