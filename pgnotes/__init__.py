@@ -32,6 +32,8 @@ The modules follow the book's table of contents:
 :mod:`pgnotes.objectives`  GRPO, DAPO and GSPO objectives at ``θ ≠ θ_old``: clipping
                            (clip-higher), token/sequence/geometric ratios, aggregations,
                            dynamic sampling, overlong filtering and shaping, exactly
+:mod:`pgnotes.training`    exact training runs: PPO, GRPO, Dr. GRPO, RLOO, DAPO under one
+                           token budget, exact ``J``, KL, entropy and length after each step
 :mod:`pgnotes.verify`      checks a practitioner's own PPO/GRPO function
                            (``python -m pgnotes.verify file.py:function``)
 ========================  ====================================================
@@ -67,7 +69,7 @@ The rule for every public function, with no exception.
 """
 
 from . import (envs, estimators, exact, finite, groups, kl, llm_loss, objectives, paths, plots, policy,
-               ppo, reference, tokens, trajectories, verify)
+               ppo, reference, tokens, training, trajectories, verify)
 from .mdp import TabularMDP
 from .policy import softmax_policy
 from .sampling import Batch, sample
@@ -93,6 +95,7 @@ __all__ = [
     "ppo",
     "reference",
     "tokens",
+    "training",
     "trajectories",
     "verify",
 ]
