@@ -9,6 +9,8 @@ build's ``language`` (``-D language=zh_CN`` for the Chinese edition, see the Mak
   the title and the author line, and translates the part captions of ``_toc.yml``;
 - in Chinese, indexes with jieba and the glossary's terms as a user dictionary, and splits
   a query of joined words against the index's own terms (``static/pgnotes_zh_search.js``);
+  and keeps a table's short-term column from wrapping one character per line
+  (``static/pgnotes_zh.css``);
 - gives translated strings the notebook's glue data (``{glue:text}`` in a ``msgstr``);
 - keeps cell outputs out of the translation (only markdown cells are translated);
 - ships only the MathJax the pages use (``tex-chtml.js`` and its woff fonts: 1.5 MB
@@ -75,6 +77,7 @@ def config_inited(app, config):
     # relative to _static: <outdir>/../_mathjax, one copy for both editions
     config.mathjax_path = "../../_mathjax/tex-chtml.js"
     if lang == "zh":
+        app.add_css_file("pgnotes_zh.css")  # tables: no column one character wide
         try:  # jieba reports building its dictionary on stderr, in every build
             import logging
 

@@ -150,3 +150,40 @@ def test_the_conventions_checks_can_fail():
     assert not _only_glue('x = 1\nglue("a", f"{x}", display=False)')
     assert not _only_glue("")
     assert ASSERT.search("x = 1\n    assert x") and not ASSERT.search("# no assert here")
+
+
+PROOF = re.compile(r"^(`{3,}|:{3,})\{prf:proof\}[^\n]*\n", re.M)
+OPTION = re.compile(r"^:[\w-]+:")
+LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])\s")
+
+
+def _proofs_opening_with_a_list(source):
+    """The first non-empty content line of each prf:proof that is a list item.
+
+    sphinx-proof puts "Proof." before the first line of the proof, so a list there becomes
+    a run-on paragraph ("Proof. 1. … 2. …"): a proof starts with a sentence.
+    """
+    bad = []
+    for m in PROOF.finditer(source):
+        for line in source[m.end():].splitlines():
+            if not line.strip() or OPTION.match(line.strip()):
+                continue
+            if LIST_ITEM.match(line):
+                bad.append(line.strip()[:60])
+            break
+    return bad
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_proofs_start_with_a_sentence(path):
+    nb = json.loads(path.read_text())
+    bad = [f"markdown cell {i}: prf:proof opens with a list item: {line!r}"
+           for i, cell in enumerate(nb["cells"]) if cell["cell_type"] == "markdown"
+           for line in _proofs_opening_with_a_list("".join(cell["source"]))]
+    assert not bad, f"{path.name}:\n" + "\n".join(bad)
+
+
+def test_the_proof_check_can_fail():
+    assert _proofs_opening_with_a_list("```{prf:proof}\n\n1. first\n2. second\n```")
+    assert _proofs_opening_with_a_list("```{prf:proof}\n:label: p\n- first\n```")
+    assert not _proofs_opening_with_a_list("```{prf:proof}\n\nIn two steps.\n\n1. a\n2. b\n```")
