@@ -78,6 +78,10 @@ def config_inited(app, config):
     config.mathjax_path = "../../_mathjax/tex-chtml.js"
     if lang == "zh":
         app.add_css_file("pgnotes_zh.css")  # tables: no column one character wide
+        # myst-nb's folding buttons ("Show code cell source"): its own setting, not a catalogue
+        # string; {type} would be the English "source"/"outputs", so the Chinese leaves it out
+        config.nb_code_prompt_show = "显示代码单元"
+        config.nb_code_prompt_hide = "隐藏代码单元"
         try:  # jieba reports building its dictionary on stderr, in every build
             import logging
 
