@@ -196,6 +196,17 @@ def _count_probabilities(q, counts, log_coef):
     return np.where(dead, 0.0, np.exp(log_p))
 
 
+def _reward_law(tmdp, θ, features):
+    """Every completion ``c``, the distinct rewards ``values``, each completion's reward index
+    ``k``, and each prompt's law of the reward ``q[x, j] = P(r = values[j] | x)``."""
+    c = completions(tmdp, θ, features=features)
+    values, k = np.unique(c.rewards, return_inverse=True)
+    q = np.zeros((tmdp.n_prompts, values.size))
+    np.add.at(q, (c.prompt_ids, k), c.prob)
+    q /= q.sum(axis=1, keepdims=True)  # rounding only
+    return c, values, k, q
+
+
 def group_estimator_expectation(
     tmdp: TokenMDP, θ, group_size: int, advantage_fn, *, sequence_weight=None, dynamic_sampling: bool = False,
     features=None, per_prompt: bool = False
@@ -241,11 +252,7 @@ def group_estimator_expectation(
         As :func:`group_advantage_given_reward`, or if ``sequence_weight`` returns a bad array.
     """
     tmdp = check_token_mdp(tmdp)
-    c = completions(tmdp, θ, features=features)
-    values, k = np.unique(c.rewards, return_inverse=True)
-    q = np.zeros((tmdp.n_prompts, values.size))
-    np.add.at(q, (c.prompt_ids, k), c.prob)
-    q /= q.sum(axis=1, keepdims=True)  # rounding only
+    c, values, k, q = _reward_law(tmdp, θ, features)
     if dynamic_sampling:
         advantage_fn = drop_equal_groups(advantage_fn)
     cond = group_advantage_given_reward(q, values, group_size, advantage_fn)  # (n_prompts, K)
@@ -363,11 +370,7 @@ def group_estimator_variance(
     array (n_prompts,): the trace of the covariance; or (n_prompts, n_directions).
     """
     tmdp = check_token_mdp(tmdp)
-    c = completions(tmdp, θ, features=features)
-    values, k = np.unique(c.rewards, return_inverse=True)
-    q = np.zeros((tmdp.n_prompts, values.size))
-    np.add.at(q, (c.prompt_ids, k), c.prob)
-    q /= q.sum(axis=1, keepdims=True)  # rounding only
+    c, values, k, q = _reward_law(tmdp, θ, features)
     G = as_count(group_size, "group_size (G, completions per prompt)", minimum=1, maximum=10_000)
     if dynamic_sampling:
         advantage_fn = drop_equal_groups(advantage_fn)
