@@ -38,7 +38,7 @@ import numpy as np
 
 from . import ppo
 from . import tokens as tk
-from ._validate import as_count
+from ._validate import as_count, check_token_batch, check_token_mdp, real_array
 from .reference import angle
 
 __all__ = [
@@ -216,6 +216,8 @@ def token_weights(
     ValueError
         On an unknown mistake, ``"kl_twice"`` without ``β > 0``, or the errors of :mod:`pgnotes.tokens`.
     """
+    tmdp = check_token_mdp(tmdp)
+    batch = check_token_batch(tmdp, batch)
     if aggregation not in AGGREGATIONS:
         raise ValueError(f"unknown aggregation {aggregation!r}; choose among {sorted(AGGREGATIONS)}")
     if mistake is not None and mistake not in MISTAKES:
@@ -391,9 +393,12 @@ def check_weights(data: dict, weights) -> dict:
     Returns ``expected``, ``exact`` (the target), ``angle`` (degrees) and ``relative_error``.
     Book: a debugging lab, ``lab-recipe``.
     """
-    w = np.asarray(weights, dtype=float)
-    if w.shape != data["mask"].shape or not np.all(np.isfinite(w)):
-        raise ValueError(f"weights must be a finite array of shape (N, L) = {data['mask'].shape}")
+    if not isinstance(data, dict):
+        raise TypeError(f"data must be the dict of export_completions, got {type(data).__name__}")
+    missing = sorted({"mask", "weight", "scores", "policy_gradient"} - data.keys())
+    if missing:
+        raise ValueError(f"data must be the dict of export_completions; it lacks {missing}")
+    w = real_array(weights, "weights, a finite array of shape (N, L),", shape=data["mask"].shape)
     w = np.where(data["mask"], w, 0.0)
     g = np.einsum("n,nt,ntd->d", data["weight"], w, data["scores"])
     ref = data["policy_gradient"]

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_count, as_real, check_rng, check_token_batch, check_token_mdp
+from ._validate import as_count, as_real, check_rng, check_token_batch, check_token_mdp, real_array
 from .groups import group_advantage_given_reward, group_advantages
 from .tokens import EOS, TokenMDP, completions, row_weights, sample_groups, score_sum, token_log_probs
 
@@ -92,9 +92,9 @@ def overlong_penalty(lengths, *, max_len: int, cache: int) -> np.ndarray:
     """
     L = as_count(max_len, "max_len (L)", minimum=1, maximum=10**6)
     Lc = as_count(cache, "cache (the soft-penalty interval L_c)", minimum=1, maximum=L)
-    n = np.asarray(lengths, dtype=float)
-    if np.any(n < 0) or np.any(n > L):
-        raise ValueError(f"lengths must lie in [0, L = {L}]")
+    n = real_array(lengths, "lengths (|y|, tokens per completion)")
+    if np.any(n < 0) or np.any(n > L) or np.any(n != np.rint(n)):
+        raise ValueError(f"lengths must be whole numbers of tokens in [0, L = {L}]")
     return np.where(n <= L - Lc, 0.0, (L - Lc - n) / Lc)
 
 

@@ -190,7 +190,10 @@ def _options(algorithm, beta, theta_ref, cliprange, entropy_coef, tis_cap, misma
         raise ValueError(f"algorithm must be one of {sorted(ALGORITHMS)}, got {algorithm!r}")
     β = check_kl_coefficient(beta, theta_ref)
     if isinstance(cliprange, (tuple, list)):
-        lo, hi = (as_real(c, "cliprange", low=0.0, low_open=True) for c in cliprange)
+        if len(cliprange) != 2:
+            raise ValueError(f"cliprange must be a number or a pair (ε_low, ε_high), got {cliprange!r}")
+        lo = as_real(cliprange[0], "cliprange[0] (ε_low)", low=0.0, high=1.0, low_open=True, high_open=True)
+        hi = as_real(cliprange[1], "cliprange[1] (ε_high)", low=0.0, low_open=True)
     else:
         lo = hi = as_real(cliprange, "cliprange", low=0.0, high=1.0, low_open=True, high_open=True)
     if algorithm == "dapo" and not isinstance(cliprange, (tuple, list)):
